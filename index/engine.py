@@ -1,0 +1,157 @@
+"""The engine's front door: load an index once, then ask, search and look up sources."""
+
+from __future__ import annotations
+
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+
+from index import __version__
+from index.answer import Answer, AnswerPolicy, compose_answer
+from index.build import BuildReport, Encoders, ProgressCallback, build_index
+from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
+from index.search import Hit, Searcher
+from index.settings import Settings
+from index.store import DocumentInfo, StoredIndex
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    model: str
+    dimension: int
+    multilingual_model: str | None
+    documents: int
+    passages: int
+    built_at: str
+    version: str
+    index_dir: str
+
+
+def clean_question(text: str, max_chars: int) -> str:
+    """Make user text safe to process: no control characters, collapsed white space, bounded length."""
+    if not isinstance(text, str):
+        raise InvalidQuestionError("Ask a question in words.")
+    # Keep letters of every script and the marks RTL text needs; drop control and format characters
+    # (including stray direction overrides) that would only confuse matching.
+    kept = "".join(
+        " " if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch
+        for ch in text
+        if unicodedata.category(ch) != "Cf" or ch in "\u200c\u200d"
+    )
+    question = " ".join(kept.split())
+    if not question:
+        raise InvalidQuestionError("The question is empty. Ask something about the indexed articles.")
+    if not any(ch.isalnum() for ch in question):
+        raise InvalidQuestionError("The question has no words in it. Ask something about the indexed articles.")
+    if len(question) > max_chars:
+        raise InvalidQuestionError(
+            f"The question is {len(question):,} characters long; the limit is {max_chars:,}. Ask it more briefly."
+        )
+    return question
+
+
+class Engine:
+    """One loaded index version with its models. Read-only, so worker threads can share it."""
+
+    def __init__(self, settings: Settings, stored: StoredIndex, encoders: Encoders) -> None:
+        self.settings = settings
+        self.stored = stored
+        self.encoders = encoders
+        self.searcher = Searcher(stored, encoders, settings)
+        self.policy = AnswerPolicy(max_sentences=settings.answer_max_sentences, min_score=settings.min_answer_score)
+
+    @classmethod
+    def load(cls, settings: Settings, encoders: Encoders | None = None) -> "Engine":
+        # One query at a time is served fastest single-threaded on a small machine.
+        faiss.omp_set_num_threads(1)
+        stored = StoredIndex.open_current(settings.index_dir)
+        manifest = stored.manifest
+        if manifest.model != settings.embedding_model:
+            raise IndexMismatchError("the embedding model", manifest.model, settings.embedding_model)
+        encoders = encoders or Encoders.load(settings)
+        if manifest.dimension != encoders.dense.dimension:
+            raise IndexMismatchError("vectors of dimension", manifest.dimension, encoders.dense.dimension)
+        wanted_multilingual = encoders.multilingual.name if encoders.multilingual else None
+        if manifest.multilingual_model != wanted_multilingual:
+            raise IndexMismatchError("the multilingual model", manifest.multilingual_model, wanted_multilingual)
+        return cls(settings, stored, encoders)
+
+    def ask(self, question: str, *, k: int | None = None, doc_id: str | None = None,
+            context: str | None = None) -> Answer:
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+        context = clean_question(context, self.settings.max_question_chars) if context else None
+        self._check_doc(doc_id)
+        query = f"{context} {question}" if context else question
+        retrieval = self.searcher.retrieve(query, k=k or self.settings.top_k, doc_id=doc_id)
+        retrieved = time.perf_counter()
+        answer = compose_answer(question, context, retrieval, self.searcher, self.policy)
+        done = time.perf_counter()
+        timings = {
+            "retrieve": round((retrieved - started) * 1000, 2),
+            "answer": round((done - retrieved) * 1000, 2),
+            "total": round((done - started) * 1000, 2),
+        }
+        return Answer(answer.question, answer.answered, answer.text, answer.citations, answer.language,
+                      timings, answer.note)
+
+    def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
+        query = clean_question(query, self.settings.max_question_chars)
+        self._check_doc(doc_id)
+        return self.searcher.retrieve(query, k=k or self.settings.top_k, doc_id=doc_id).hits
+
+    def sources(self) -> list[DocumentInfo]:
+        return list(self.stored.documents.values())
+
+    def source(self, doc_id: str) -> DocumentInfo | None:
+        return self.stored.documents.get(doc_id)
+
+    def article_text(self, doc_id: str) -> str:
+        return self.stored.article_text(doc_id)
+
+    def info(self) -> IndexInfo:
+        m = self.stored.manifest
+        return IndexInfo(m.model, m.dimension, m.multilingual_model, m.documents, m.passages, m.built_at,
+                         __version__, str(self.stored.folder))
+
+    def _check_doc(self, doc_id: str | None) -> None:
+        if doc_id is not None and doc_id not in self.stored.documents:
+            raise VerbatimError(f"No source has the id {doc_id!r}. `verbatim sources` lists them.")
+
+
+class LiveEngine:
+    """The engine a long-running front end serves from; a re-index swaps in a new one when it is ready."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._reindex_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> "LiveEngine":
+        return cls(settings, Engine.load(settings))
+
+    @property
+    def current(self) -> Engine:
+        return self._engine
+
+    @property
+    def reindexing(self) -> bool:
+        return self._reindex_lock.locked()
+
+    def reindex(self, full: bool = False, progress: ProgressCallback | None = None,
+                corpus_paths: list[Path] | None = None) -> BuildReport:
+        """Rebuild from the corpus and switch to the result; the old engine answers until then."""
+        if not self._reindex_lock.acquire(blocking=False):
+            raise ReindexInProgressError()
+        try:
+            encoders = self._engine.encoders
+            report = build_index(self.settings, corpus_paths, encoders=encoders, progress=progress)
+            self._engine = Engine.load(self.settings, encoders=encoders)
+            return report
+        finally:
+            self._reindex_lock.release()

@@ -1,0 +1,38 @@
+"""Errors a user can act on. Each message says what happened and what to do next."""
+
+
+class VerbatimError(Exception):
+    """Base class: str(error) is safe and useful to show to a user."""
+
+
+class IndexMissingError(VerbatimError):
+    def __init__(self, index_dir: object) -> None:
+        super().__init__(
+            f"No index found in {index_dir}. Build it with `verbatim index build` "
+            "(or `make run`, which builds it when it is missing)."
+        )
+
+
+class IndexMismatchError(VerbatimError):
+    def __init__(self, what: str, built_with: object, configured: object) -> None:
+        super().__init__(
+            f"The index was built with {what} {built_with!r} but the settings say {configured!r}. "
+            "Rebuild it with `verbatim index build`, or change the setting back."
+        )
+
+
+class IndexCorruptError(VerbatimError):
+    pass
+
+
+class InvalidQuestionError(VerbatimError):
+    pass
+
+
+class CorpusError(VerbatimError):
+    pass
+
+
+class ReindexInProgressError(VerbatimError):
+    def __init__(self) -> None:
+        super().__init__("A re-index is already running; the current index keeps answering until it ends.")

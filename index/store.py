@@ -1,0 +1,319 @@
+"""The on-disk index: one folder per built version, and a CURRENT file naming the one in use.
+
+A version holds `store.sqlite` (manifest, documents, passages), `dense.faiss`, optionally
+`multilingual.faiss`, and `bm25/`. Versions are written under a temporary name and renamed
+into place, then CURRENT is replaced atomically, so a reader never sees a half-written index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+from index.corpus import Article
+from index.errors import IndexCorruptError, IndexMissingError
+from index.passages import Passage, Span
+
+INDEX_FORMAT = 1
+CURRENT_FILE = "CURRENT"
+VERSIONS_DIR = "versions"
+KEEP_PREVIOUS_VERSIONS = 1  # a reader that loaded the previous index can still finish its work
+
+_SCHEMA = """
+CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE documents (
+    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, url TEXT, published TEXT,
+    author TEXT, lang TEXT, origin TEXT, content_hash TEXT NOT NULL, text TEXT NOT NULL,
+    first_row INTEGER NOT NULL, passage_count INTEGER NOT NULL
+);
+CREATE TABLE passages (
+    row INTEGER PRIMARY KEY, passage_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
+    position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    text TEXT NOT NULL, sentences TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: str
+    dimension: int
+    multilingual_model: str | None
+    multilingual_dimension: int | None
+    passage_max_tokens: int
+    passage_overlap_sentences: int
+    corpus_fingerprint: str
+    built_at: str
+    documents: int
+    passages: int
+    build_seconds: float
+    verbatim_version: str
+    format: int = INDEX_FORMAT
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    doc_id: str
+    title: str
+    source: str | None
+    url: str | None
+    published: str | None
+    author: str | None
+    lang: str | None
+    content_hash: str
+    passage_count: int
+    first_row: int
+    opening: str
+
+
+@dataclass(frozen=True)
+class PassageRecord:
+    row: int
+    passage_id: str
+    doc_id: str
+    position: int
+    start: int
+    end: int
+    text: str
+    sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class IndexContent:
+    """Everything a version holds, ready to be written."""
+
+    manifest: Manifest
+    articles: Sequence[Article]
+    passages: Sequence[Passage]  # grouped by document, in the order of `articles`
+    dense: np.ndarray
+    multilingual: np.ndarray | None
+    bm25_terms: Sequence[list[str]]
+
+
+def fingerprint(articles: Sequence[Article]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for doc_id, content_hash in sorted((a.doc_id, a.content_hash) for a in articles):
+        digest.update(f"{doc_id}\0{content_hash}\n".encode())
+    return digest.hexdigest()
+
+
+def opening_lines(text: str, limit: int = 300) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit)
+    return text[: cut if cut > limit // 2 else limit].rstrip() + "…"
+
+
+def _flat_index(vectors: np.ndarray) -> faiss.Index:
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def write_version(root: Path, content: IndexContent) -> Path:
+    """Write a complete new version under `root` and make it current. Returns its folder."""
+    versions = root / VERSIONS_DIR
+    versions.mkdir(parents=True, exist_ok=True)
+    version_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    staging = versions / f".tmp-{version_id}"
+    staging.mkdir()
+    try:
+        _write_sqlite(staging / "store.sqlite", content)
+        faiss.write_index(_flat_index(content.dense), str(staging / "dense.faiss"))
+        if content.multilingual is not None:
+            faiss.write_index(_flat_index(content.multilingual), str(staging / "multilingual.faiss"))
+        _write_bm25(staging / "bm25", content.bm25_terms)
+        _fsync_tree(staging)
+        final = versions / version_id
+        os.replace(staging, final)
+        _set_current(root, version_id)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    remove_old_versions(root)
+    return final
+
+
+def _write_sqlite(path: Path, content: IndexContent) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        connection.executescript(_SCHEMA)
+        connection.executemany(
+            "INSERT INTO manifest VALUES (?, ?)",
+            [(key, json.dumps(value)) for key, value in asdict(content.manifest).items()],
+        )
+        counts: dict[str, int] = {}
+        first_rows: dict[str, int] = {}
+        for row, passage in enumerate(content.passages):
+            counts[passage.doc_id] = counts.get(passage.doc_id, 0) + 1
+            first_rows.setdefault(passage.doc_id, row)
+        connection.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (a.doc_id, a.title, a.source, a.url, a.published, a.author, a.lang, a.origin,
+                 a.content_hash, a.text, first_rows.get(a.doc_id, -1), counts.get(a.doc_id, 0))
+                for a in content.articles
+            ],
+        )
+        connection.executemany(
+            "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (row, p.passage_id, p.doc_id, p.position, p.start, p.end, p.text,
+                 json.dumps([[s.start, s.end] for s in p.sentences]))
+                for row, p in enumerate(content.passages)
+            ],
+        )
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def _write_bm25(folder: Path, terms: Sequence[list[str]]) -> None:
+    retriever = bm25s.BM25()
+    # An empty token lets a passage with no content words exist without breaking the matrix.
+    retriever.index([t or [""] for t in terms], show_progress=False)
+    retriever.save(str(folder), show_progress=False)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in [*folder.rglob("*"), folder]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _set_current(root: Path, version_id: str) -> None:
+    staging = root / f".{CURRENT_FILE}.{uuid.uuid4().hex[:6]}"
+    staging.write_text(version_id + "\n", encoding="utf-8")
+    with staging.open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staging, root / CURRENT_FILE)
+    _fsync_tree_dir(root)
+
+
+def _fsync_tree_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def current_version(root: Path) -> Path:
+    pointer = root / CURRENT_FILE
+    if not pointer.is_file():
+        raise IndexMissingError(root)
+    folder = root / VERSIONS_DIR / pointer.read_text(encoding="utf-8").strip()
+    if not (folder / "store.sqlite").is_file():
+        raise IndexCorruptError(
+            f"{pointer} names {folder.name}, which is missing or incomplete. "
+            "Rebuild with `verbatim index build`."
+        )
+    return folder
+
+
+def remove_old_versions(root: Path) -> None:
+    versions = root / VERSIONS_DIR
+    try:
+        keep = current_version(root).name
+    except (IndexMissingError, IndexCorruptError):
+        return
+    finished = sorted((p for p in versions.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True)
+    older = [p for p in finished if p.name < keep]
+    for folder in older[KEEP_PREVIOUS_VERSIONS:]:
+        shutil.rmtree(folder, ignore_errors=True)
+    for leftover in versions.glob(".tmp-*"):
+        # A staging folder from a build that was killed; never the one being written now,
+        # which belongs to this process and has been renamed already.
+        if leftover.stat().st_mtime < (dt.datetime.now().timestamp() - 3600):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+class StoredIndex:
+    """A loaded version: vectors and BM25 in memory (or memory-mapped), texts read from SQLite on demand."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        try:
+            # One connection shared by worker threads; the lock keeps each query whole.
+            self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+            self._lock = threading.Lock()
+            raw = dict(self._db.execute("SELECT key, value FROM manifest").fetchall())
+            self.manifest = Manifest(**{key: json.loads(value) for key, value in raw.items()})
+            self.documents = self._load_documents()
+            self.dense = faiss.read_index(str(folder / "dense.faiss"))
+            multilingual = folder / "multilingual.faiss"
+            self.multilingual = faiss.read_index(str(multilingual)) if multilingual.is_file() else None
+            self.bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
+        except (sqlite3.Error, RuntimeError, OSError, TypeError, KeyError, json.JSONDecodeError) as error:
+            raise IndexCorruptError(
+                f"The index in {folder} could not be read ({error}). Rebuild with `verbatim index build`."
+            ) from error
+        self.passage_count = self.manifest.passages
+
+    @classmethod
+    def open_current(cls, root: Path) -> "StoredIndex":
+        return cls(current_version(root))
+
+    def _load_documents(self) -> dict[str, DocumentInfo]:
+        rows = self._db.execute(
+            "SELECT doc_id, title, source, url, published, author, lang, content_hash, passage_count, "
+            "first_row, substr(text, 1, 400) FROM documents ORDER BY first_row"
+        ).fetchall()
+        return {
+            r[0]: DocumentInfo(
+                doc_id=r[0], title=r[1], source=r[2], url=r[3], published=r[4], author=r[5], lang=r[6],
+                content_hash=r[7], passage_count=r[8], first_row=r[9], opening=opening_lines(r[10]),
+            )
+            for r in rows
+        }
+
+    def passages(self, rows: Sequence[int]) -> dict[int, PassageRecord]:
+        if not rows:
+            return {}
+        marks = ",".join("?" * len(rows))
+        with self._lock:
+            found = self._db.execute(
+                f'SELECT row, passage_id, doc_id, position, start, "end", text, sentences FROM passages '
+                f"WHERE row IN ({marks})",
+                [int(r) for r in rows],
+            ).fetchall()
+        return {
+            r[0]: PassageRecord(
+                row=r[0], passage_id=r[1], doc_id=r[2], position=r[3], start=r[4], end=r[5], text=r[6],
+                sentences=tuple(Span(s, e) for s, e in json.loads(r[7])),
+            )
+            for r in found
+        }
+
+    def article_text(self, doc_id: str) -> str:
+        with self._lock:
+            row = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None:
+            raise KeyError(doc_id)
+        return row[0]
+
+    def doc_rows(self, doc_id: str) -> tuple[int, int]:
+        """The [first, last) passage rows of a document: a document's passages are contiguous."""
+        info = self.documents[doc_id]
+        return info.first_row, info.first_row + info.passage_count
+
+    def close(self) -> None:
+        self._db.close()
