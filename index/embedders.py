@@ -67,6 +67,11 @@ class SentenceTransformerEncoder:
 
     def __init__(self, name: str, batch_size: int = 32) -> None:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        # Loading prints a per-weight progress bar and advisory warnings; a CLI answer should not.
+        transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()
 
         self.name = name
         self.batch_size = batch_size

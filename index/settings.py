@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Empty values (`DISCORD_GUILD_ID=` in .env) mean "use the default".
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Where things live
     corpus_dir: Path = Path("corpus")
     data_dir: Path = Path("var")
+    index_dir: Path | None = None  # default: <data_dir>/index
 
     # Models
     embedding_model: str = "all-MiniLM-L6-v2"
@@ -63,6 +65,8 @@ class Settings(BaseSettings):
     def _blank_reranker_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
 
-    @property
-    def index_dir(self) -> Path:
-        return self.data_dir / "index"
+    @model_validator(mode="after")
+    def _default_index_dir(self) -> "Settings":
+        if self.index_dir is None:
+            self.index_dir = self.data_dir / "index"
+        return self

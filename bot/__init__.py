@@ -1,0 +1,1 @@
+"""Front ends: the `verbatim` command line and the Discord bot. Both only call into `index`."""

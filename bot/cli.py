@@ -1,0 +1,269 @@
+"""The `verbatim` command line: build the index, ask, search, list sources, chat, run the bot."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from index.answer import Answer
+from index.build import BuildReport, Progress as BuildProgress, build_index
+from index.engine import Engine
+from index.errors import IndexMissingError, VerbatimError
+from index.settings import Settings
+
+SAMPLE_QUESTION = "How many civilians were killed?"
+
+app = typer.Typer(
+    help="Verbatim answers questions about news events by quoting its sources.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+index_app = typer.Typer(help="Build and inspect the search index.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+IndexDirOption = Annotated[
+    Path | None, typer.Option("--index-dir", help="Index folder (default: INDEX_DIR, or <DATA_DIR>/index).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+T = TypeVar("T")
+
+
+def load_settings(index_dir: Path | None = None) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        fail(f"The settings are not valid ({problems}). Fix them in .env or the environment (see .env.example).")
+    if index_dir is not None:
+        settings.index_dir = index_dir
+    return settings
+
+
+def fail(message: str, *, as_json: bool = False, code: int = 1) -> None:
+    if as_json:
+        print(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        err.print(f"[bold red]error:[/] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def guarded(action: Callable[[], T], *, as_json: bool = False) -> T:
+    """Run an engine call; its errors become one clear line instead of a traceback."""
+    try:
+        return action()
+    except VerbatimError as error:
+        fail(str(error), as_json=as_json)
+    except OSError as error:
+        fail(f"{error}", as_json=as_json)
+    raise AssertionError("unreachable")
+
+
+def open_engine(index_dir: Path | None, *, as_json: bool = False) -> Engine:
+    settings = load_settings(index_dir)
+    return guarded(lambda: Engine.load(settings), as_json=as_json)
+
+
+# ---------------------------------------------------------------- index
+
+
+@index_app.command("build")
+def index_build(
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="A corpus folder or .jsonl file; repeat for several (default: CORPUS_DIR)."),
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Index the corpus from scratch as a new version; the previous one stays usable until it is done."""
+    settings = load_settings(index_dir)
+    report = guarded(lambda: _build_with_progress(settings, corpus))
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    out.print(
+        f"Indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f} s "
+        f"({report.passages_per_second:.1f} passages/s) → {report.index_dir}"
+    )
+    if report.added or report.changed or report.removed:
+        out.print(f"Since the previous index: {len(report.added)} added, {len(report.changed)} changed, "
+                  f"{len(report.removed)} removed.")
+
+
+def _build_with_progress(settings: Settings, corpus: list[Path] | None) -> BuildReport:
+    if not err.is_terminal:
+        last_stage = ""
+
+        def print_stage(event: BuildProgress) -> None:
+            nonlocal last_stage
+            if event.stage != last_stage and event.stage != "done":
+                last_stage = event.stage
+                err.print(f"{event.stage}…")
+
+        return build_index(settings, corpus, progress=print_stage)
+    with Progress(
+        TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def show(event: BuildProgress) -> None:
+            if event.stage == "done":
+                return
+            if event.stage not in tasks:
+                tasks[event.stage] = bar.add_task(event.stage, total=max(event.total, 1))
+            bar.update(tasks[event.stage], completed=event.done, total=max(event.total, 1))
+
+        return build_index(settings, corpus, progress=show)
+
+
+# ---------------------------------------------------------------- questions
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    as_json: JsonOption = False,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only this document id.")] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Answer a question with quotations from the sources, each cited."""
+    engine = open_engine(index_dir, as_json=as_json)
+    answer = guarded(lambda: engine.ask(question, k=k, doc_id=source), as_json=as_json)
+    if as_json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
+    else:
+        print_answer(answer)
+
+
+def print_answer(answer: Answer) -> None:
+    if answer.note:
+        out.print(f"[dim]{escape(answer.note)}[/]")
+    out.print(escape(answer.text), highlight=False)
+    out.print()
+    for citation in answer.citations:
+        meta = " — ".join(part for part in [citation.title, citation.source, citation.published] if part)
+        out.print(f"[bold][{citation.n}][/] {escape(meta)}", highlight=False)
+        out.print(f"    “{escape(citation.quote)}”", highlight=False)
+        if citation.url:
+            out.print(f"    {escape(citation.url)}", highlight=False)
+    out.print(f"[dim]{answer.timings_ms.get('total', 0):.0f} ms[/]")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Words or a question.")],
+    as_json: JsonOption = False,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to show.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only this document id.")] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Show the passages that best match QUERY, with their scores."""
+    engine = open_engine(index_dir, as_json=as_json)
+    hits = guarded(lambda: engine.search(query, k=k, doc_id=source), as_json=as_json)
+    if as_json:
+        print(json.dumps({"query": query, "hits": [h.to_json() for h in hits]}, ensure_ascii=False))
+        return
+    if not hits:
+        out.print("Nothing matched.")
+    for rank, hit in enumerate(hits, start=1):
+        similarity = "" if hit.similarity is None else f" similarity {hit.similarity:.3f}"
+        out.print(f"[bold]{rank}.[/] {escape(hit.title)} [dim]({escape(hit.passage_id)}{similarity})[/]",
+                  highlight=False)
+        out.print(f"   {escape(hit.text)}", highlight=False)
+
+
+@app.command()
+def sources(as_json: JsonOption = False, index_dir: IndexDirOption = None) -> None:
+    """List the indexed documents."""
+    engine = open_engine(index_dir, as_json=as_json)
+    documents = engine.sources()
+    if as_json:
+        print(json.dumps([
+            {"doc_id": d.doc_id, "title": d.title, "source": d.source, "url": d.url, "published": d.published,
+             "author": d.author, "passages": d.passage_count}
+            for d in documents
+        ], ensure_ascii=False))
+        return
+    table = Table("id", "title", "outlet", "date", "passages")
+    for d in documents:
+        table.add_row(escape(d.doc_id), escape(d.title), escape(d.source or ""), d.published or "",
+                      str(d.passage_count))
+    out.print(table)
+
+
+@app.command()
+def chat(index_dir: IndexDirOption = None) -> None:
+    """Ask questions in the terminal, one after another (Ctrl-D or `quit` ends)."""
+    engine = open_engine(index_dir)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        info = engine.info()
+        out.print(f"Verbatim — {info.documents} sources, {info.passages} passages. Ask a question; `quit` ends.")
+    while True:
+        try:
+            line = input("? " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line.strip().lower() in {"quit", "exit", ":q"}:
+            break
+        if not line.strip():
+            continue
+        try:
+            print_answer(engine.ask(line))
+        except VerbatimError as error:
+            err.print(f"[yellow]{escape(str(error))}[/]")
+        out.print()
+
+
+@app.command()
+def run() -> None:
+    """Start the Discord bot (needs DISCORD_TOKEN in the environment or .env)."""
+    settings = load_settings()
+    if settings.discord_token is None:
+        fail("DISCORD_TOKEN is not set. Put the bot's token in .env (see docs/discord.md).")
+    from bot.discord.client import run_bot
+
+    run_bot(settings)
+
+
+@app.command()
+def start() -> None:
+    """What `make run` does: build the index if missing, then run the bot, or chat without a token."""
+    settings = load_settings()
+    try:
+        Engine.load(settings)
+    except IndexMissingError:
+        err.print(f"No index in {settings.index_dir} yet; building it from {settings.corpus_dir}.")
+        index_build(corpus=None, index_dir=None)
+    except VerbatimError as error:
+        fail(str(error))
+    if settings.discord_token is not None:
+        run()
+    elif sys.stdin.isatty():
+        chat(index_dir=None)
+    else:
+        out.print(f"DISCORD_TOKEN is not set and this is not a terminal, so here is one sample answer.\n")
+        out.print(f"[bold]? {SAMPLE_QUESTION}[/]")
+        ask(SAMPLE_QUESTION)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
