@@ -174,9 +174,14 @@ def score_sentences(
     if not shortlist or retrieval.semantic_encoder is None or retrieval.query_vector is None:
         return shortlist, crosslingual
     vectors = retrieval.semantic_encoder.encode_queries([c.text for c in shortlist])
+    similarities = vectors @ retrieval.query_vector
+    if context:
+        # A follow-up asks something new: its own words decide the sentence, the context only helps.
+        own = retrieval.semantic_encoder.encode_queries([question])[0]
+        similarities = 0.7 * (vectors @ own) + 0.3 * similarities
     scored = [
         replace(c, semantic=float(sim), score=_combine(policy, float(sim), c.lexical, c.kind, unknown, crosslingual))
-        for c, sim in zip(shortlist, vectors @ retrieval.query_vector)
+        for c, sim in zip(shortlist, similarities)
     ]
     scored.sort(key=lambda s: -s.score)
     return scored, crosslingual
