@@ -134,7 +134,7 @@ _FRAMING_WORDS = frozenset(analyse(
 
 def question_terms(question: str, context: str | None) -> dict[str, float]:
     """The question's content words with weights: the follow-up's own words count more than its context's."""
-    terms = {term: 0.5 for term in analyse(context or "") if term not in _FRAMING_WORDS}
+    terms = {term: 0.2 for term in analyse(context or "") if term not in _FRAMING_WORDS}
     terms.update({term: 1.0 for term in analyse(question) if term not in _FRAMING_WORDS})
     return terms
 
@@ -199,6 +199,14 @@ def compose_answer(
     question: str, context: str | None, retrieval: Retrieval, vocabulary: "Vocabulary", policy: AnswerPolicy
 ) -> Answer:
     scored, crosslingual = score_sentences(question, context, retrieval, vocabulary, policy)
+    if context and scored:
+        # A follow-up wants what the earlier answer did not say: its best sentence goes last.
+        earlier, _ = score_sentences(context, None, retrieval, vocabulary, policy)
+        if earlier:
+            said = (earlier[0].hit.doc_id, earlier[0].start)
+            scored = [s for s in scored if (s.hit.doc_id, s.start) != said] + [
+                s for s in scored if (s.hit.doc_id, s.start) == said
+            ]
     threshold = policy.min_crosslingual_score if crosslingual else policy.min_score
     note = None
     if not is_english(retrieval.language) and any((h.document.lang or "en") == "en" for h in retrieval.hits[:1]):
