@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import bm25s
-import faiss
 import numpy as np
 
 from index.corpus import Article
 from index.errors import IndexCorruptError, IndexMissingError
 from index.passages import Passage, Span
+from index.vectors import build_vector_index, load_vector_index, save_vector_index
 
 INDEX_FORMAT = 1
 CURRENT_FILE = "CURRENT"
@@ -118,13 +118,6 @@ def opening_lines(text: str, limit: int = 300) -> str:
     return text[: cut if cut > limit // 2 else limit].rstrip() + "…"
 
 
-def _flat_index(vectors: np.ndarray) -> faiss.Index:
-    index = faiss.IndexFlatIP(vectors.shape[1])
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index
-
-
 def write_version(root: Path, content: IndexContent) -> Path:
     """Write a complete new version under `root` and make it current. Returns its folder."""
     versions = root / VERSIONS_DIR
@@ -134,9 +127,9 @@ def write_version(root: Path, content: IndexContent) -> Path:
     staging.mkdir()
     try:
         _write_sqlite(staging / "store.sqlite", content)
-        faiss.write_index(_flat_index(content.dense), str(staging / "dense.faiss"))
+        save_vector_index(build_vector_index(content.dense), staging / "dense.faiss")
         if content.multilingual is not None:
-            faiss.write_index(_flat_index(content.multilingual), str(staging / "multilingual.faiss"))
+            save_vector_index(build_vector_index(content.multilingual), staging / "multilingual.faiss")
         _write_bm25(staging / "bm25", content.bm25_terms)
         _fsync_tree(staging)
         final = versions / version_id
@@ -258,9 +251,9 @@ class StoredIndex:
             raw = dict(self._db.execute("SELECT key, value FROM manifest").fetchall())
             self.manifest = Manifest(**{key: json.loads(value) for key, value in raw.items()})
             self.documents = self._load_documents()
-            self.dense = faiss.read_index(str(folder / "dense.faiss"))
+            self.dense = load_vector_index(folder / "dense.faiss")
             multilingual = folder / "multilingual.faiss"
-            self.multilingual = faiss.read_index(str(multilingual)) if multilingual.is_file() else None
+            self.multilingual = load_vector_index(multilingual) if multilingual.is_file() else None
             self.bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
         except (sqlite3.Error, RuntimeError, OSError, TypeError, KeyError, json.JSONDecodeError) as error:
             raise IndexCorruptError(
