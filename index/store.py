@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import bm25s
@@ -24,7 +24,7 @@ import numpy as np
 from index.corpus import Article
 from index.errors import IndexCorruptError, IndexMissingError
 from index.passages import Passage, Span
-from index.vectors import build_vector_index, load_vector_index, save_vector_index
+from index.vectors import build_vector_index, describe_vector_index, load_vector_index, save_vector_index
 
 INDEX_FORMAT = 1
 CURRENT_FILE = "CURRENT"
@@ -60,6 +60,7 @@ class Manifest:
     passages: int
     build_seconds: float
     verbatim_version: str
+    vector_index: str = "flat"
     format: int = INDEX_FORMAT
 
 
@@ -126,8 +127,10 @@ def write_version(root: Path, content: IndexContent) -> Path:
     staging = versions / f".tmp-{version_id}"
     staging.mkdir()
     try:
-        _write_sqlite(staging / "store.sqlite", content)
-        save_vector_index(build_vector_index(content.dense), staging / "dense.faiss")
+        dense = build_vector_index(content.dense)
+        manifest = replace(content.manifest, vector_index=describe_vector_index(dense))
+        _write_sqlite(staging / "store.sqlite", replace(content, manifest=manifest))
+        save_vector_index(dense, staging / "dense.faiss")
         if content.multilingual is not None:
             save_vector_index(build_vector_index(content.multilingual), staging / "multilingual.faiss")
         _write_bm25(staging / "bm25", content.bm25_terms)

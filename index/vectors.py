@@ -16,6 +16,11 @@ def build_vector_index(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
+def describe_vector_index(index: faiss.Index) -> str:
+    """A short name for the manifest: which kind of index serves the vectors."""
+    return "flat" if isinstance(index, faiss.IndexFlat) else type(index).__name__
+
+
 def save_vector_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(index, str(path))
 
