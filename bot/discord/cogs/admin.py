@@ -1,0 +1,78 @@
+"""/reindex: re-read corpus/ and swap in the new index while the current one keeps answering."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord import formatting
+from bot.discord.errors import NONE
+
+if TYPE_CHECKING:
+    from bot.discord.client import VerbatimBot
+
+log = logging.getLogger("verbatim.discord.admin")
+
+
+class ProgressReporter:
+    """Turns the engine's progress calls (from a worker thread) into edits of the command's reply.
+
+    One edit per stage, and at most one a second within a stage, so a long build does not hit
+    Discord's rate limits; `finish` waits for edits still in flight so the summary always lands last.
+    """
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self._interaction = interaction
+        self._loop = asyncio.get_running_loop()
+        self._lock = asyncio.Lock()  # FIFO, so edits land in the order they were made
+        self._pending: list[Future[None]] = []
+        self._stage: str | None = None
+        self._at = 0.0
+
+    def __call__(self, progress: Any) -> None:  # called in the worker thread
+        now = time.monotonic()
+        if progress.stage == self._stage and now - self._at < 1.0:
+            return
+        self._stage, self._at = progress.stage, now
+        text = formatting.progress_text(progress)
+        self._pending.append(asyncio.run_coroutine_threadsafe(self._edit(text), self._loop))
+
+    async def _edit(self, text: str) -> None:
+        async with self._lock:
+            try:
+                await self._interaction.edit_original_response(content=text, allowed_mentions=NONE)
+            except discord.HTTPException as exc:  # progress is a courtesy; the summary still follows
+                log.warning("could not show re-index progress: %s", exc)
+
+    async def finish(self) -> None:
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in self._pending), return_exceptions=True)
+
+
+class Admin(commands.Cog):
+    def __init__(self, bot: VerbatimBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="reindex", description="Re-read corpus/ and update the index (Manage Server).")
+    @app_commands.describe(full="Rebuild every article instead of only what changed")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)  # hides the command from other members...
+    @app_commands.checks.has_permissions(manage_guild=True)  # ...and this refuses it if they get at it anyway
+    async def reindex(self, interaction: discord.Interaction, full: bool = False) -> None:
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        log.info("re-index (full=%s) started by user %s", full, interaction.user.id)
+        reporter = ProgressReporter(interaction)
+        try:
+            # Blocking work in a thread: the bot keeps answering from the current index meanwhile.
+            report = await asyncio.to_thread(self.bot.live.reindex, full=full, progress=reporter)
+        finally:
+            await reporter.finish()
+        await asyncio.to_thread(self.bot.catalog.refresh, self.bot.live.current)
+        log.info("re-index done: %s documents, %s passages in %.1f s", report.documents, report.passages, report.seconds)
+        await interaction.edit_original_response(content=None, embed=formatting.reindex_embed(report), allowed_mentions=NONE)

@@ -1,0 +1,184 @@
+"""Questions: /ask, messages that mention the bot, and replies to its answers (follow-ups)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord import formatting
+from bot.discord.errors import NONE, UNEXPECTED, UnknownSourceError, log_error, user_message
+
+if TYPE_CHECKING:
+    from bot.discord.client import VerbatimBot
+
+log = logging.getLogger("verbatim.discord.ask")
+
+# A button only works while the bot remembers the answer; 10 minutes stays inside the 15 minutes for
+# which an interaction's token can still edit the message to remove it.
+QUOTES_TIMEOUT = 600
+
+
+class QuotesView(discord.ui.View):
+    """The "Show quotes" button under an answer: the quoted sentences, shown only to whoever clicks."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__(timeout=QUOTES_TIMEOUT)
+        self.answer = answer
+        self.message: discord.Message | discord.WebhookMessage | None = None
+
+    @discord.ui.button(label="Show quotes", style=discord.ButtonStyle.secondary, emoji="📜")
+    async def show_quotes(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
+        messages = formatting.quotes_messages(self.answer)
+        await interaction.response.send_message(embeds=messages[0], ephemeral=True, allowed_mentions=NONE)
+        for embeds in messages[1:]:
+            await interaction.followup.send(embeds=embeds, ephemeral=True, allowed_mentions=NONE)
+
+    async def on_timeout(self) -> None:
+        if self.message is None:
+            return
+        try:
+            await self.message.edit(view=None)
+        except discord.HTTPException:  # deleted, or the token expired: nothing left to tidy
+            pass
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, _item: Any) -> None:
+        log_error(error, f"quotes button for user {interaction.user.id}")
+        if not interaction.response.is_done():
+            await interaction.response.send_message(UNEXPECTED, ephemeral=True, allowed_mentions=NONE)
+
+
+# Discord mention markup (<@user>, <@&role>, <#channel>) and @everyone/@here mean nothing to the engine
+# and only blur retrieval; they are removed from questions (they could never ping anyway: see NONE).
+_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b")
+
+
+def strip_mentions(text: str) -> str:
+    return " ".join(_MENTION.sub(" ", text or "").split())
+
+
+def question_cooldown(interaction: discord.Interaction) -> bool:
+    """App-command check: one question per user per `ask_cooldown_seconds`."""
+    cooldown = interaction.client.question_cooldown  # type: ignore[attr-defined]
+    wait = cooldown.retry_after(interaction.user.id)
+    if wait:
+        raise cooldown.error(wait)
+    return True
+
+
+class Ask(commands.Cog):
+    def __init__(self, bot: VerbatimBot) -> None:
+        self.bot = bot
+
+    # ------------------------------------------------------------ /ask
+
+    @app_commands.command(name="ask", description="Ask a question; the answer quotes the news articles it comes from.")
+    @app_commands.describe(question="What you want to know", source="Only search this article")
+    @app_commands.check(question_cooldown)
+    async def ask(self, interaction: discord.Interaction, question: str, source: str | None = None) -> None:
+        # Acknowledge first: Discord gives 3 seconds, retrieval may take longer on a cold cache.
+        await interaction.response.defer(thinking=True)
+        engine = self.bot.live.current  # one engine for the whole command, even if a re-index swaps it
+        doc_id, scope = await asyncio.to_thread(self._scope, engine, source)
+        answer = await asyncio.to_thread(engine.ask, strip_mentions(question), doc_id=doc_id)
+        messages = formatting.answer_messages(answer, scope=scope)
+        view = QuotesView(answer) if answer.citations else None
+        for number, embeds in enumerate(messages, start=1):
+            last = number == len(messages)
+            sent = await interaction.followup.send(
+                embeds=embeds, view=view if last and view else discord.utils.MISSING, allowed_mentions=NONE, wait=True
+            )
+            if last and view:
+                view.message = sent
+
+    @ask.autocomplete("source")
+    async def ask_source_autocomplete(self, _interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return self.bot.catalog.choices(current)
+
+    def _scope(self, engine: Any, source: str | None) -> tuple[str | None, str]:
+        """The article to narrow to (None for all) and the words for the footer. Runs in a worker thread."""
+        if source is None or not source.strip():
+            count = len(self.bot.catalog) or engine.info().documents
+            return None, ("the 1 indexed article" if count == 1 else f"all {count} indexed articles")
+        entry = self.bot.catalog.resolve(source)
+        doc = engine.source(entry.doc_id if entry else source.strip())
+        if doc is None:
+            raise UnknownSourceError(source)
+        return doc.doc_id, f"only “{formatting.truncate(formatting.one_line(doc.title), 120)}”"
+
+    # ------------------------------------------------------------ mentions and replies
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        try:
+            question, context = self._question_in(message)
+            if question is None:
+                return
+            await self._answer_message(message, question, context)
+        except Exception as error:  # a listener must never take the bot down with it
+            log_error(error, f"message {message.id} from user {message.author.id}")
+            text = user_message(error) or UNEXPECTED
+            try:
+                await message.reply(text, mention_author=False, allowed_mentions=NONE)
+            except discord.HTTPException:
+                pass
+
+    def _question_in(self, message: discord.Message) -> tuple[str | None, str | None]:
+        """(question, earlier question) when the message is meant for the bot, else (None, None)."""
+        me = self.bot.user
+        if me is None or message.author.bot or message.guild is None or not self._allowed(message.channel):
+            return None, None
+        earlier = self._replied_question(message)
+        mentioned = any(user.id == me.id for user in message.mentions) or (
+            message.guild.self_role is not None and message.guild.self_role in message.role_mentions
+        )
+        if not mentioned and earlier is None:
+            return None, None  # note: `@everyone` is not a mention of the bot, on purpose
+        return strip_mentions(message.content), earlier
+
+    def _replied_question(self, message: discord.Message) -> str | None:
+        reference = message.reference
+        if reference is None or not isinstance(reference.resolved, discord.Message):
+            return None
+        return formatting.question_from_answer(reference.resolved, self.bot.user.id)
+
+    def _allowed(self, channel: Any) -> bool:
+        allowed = self.bot.settings.allowed_channel_ids
+        if not allowed:
+            return True
+        return channel.id in allowed or getattr(channel, "parent_id", None) in allowed
+
+    async def _answer_message(self, message: discord.Message, question: str, context: str | None) -> None:
+        if not question:
+            await message.reply(
+                "Ask me something after the mention, for example: “How many civilians were killed?”",
+                mention_author=False,
+                allowed_mentions=NONE,
+            )
+            return
+        wait = self.bot.question_cooldown.retry_after(message.author.id)
+        if wait:
+            await message.reply(user_message(self.bot.question_cooldown.error(wait)), mention_author=False, allowed_mentions=NONE)
+            return
+        engine = self.bot.live.current
+        async with message.channel.typing():  # the mention equivalent of "thinking…"
+            answer = await asyncio.to_thread(engine.ask, question, context=context)
+            _doc, scope = await asyncio.to_thread(self._scope, engine, None)
+        messages = formatting.answer_messages(answer, scope=scope)
+        view = QuotesView(answer) if answer.citations else None
+        for number, embeds in enumerate(messages, start=1):
+            last = number == len(messages)
+            kwargs: dict[str, Any] = {"embeds": embeds, "allowed_mentions": NONE}
+            if last and view:
+                kwargs["view"] = view
+            if number == 1:
+                sent = await message.reply(mention_author=False, **kwargs)
+            else:
+                sent = await message.channel.send(**kwargs)
+            if last and view:
+                view.message = sent

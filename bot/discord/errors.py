@@ -1,0 +1,82 @@
+"""One place that turns any error into a log line and a useful message for the user.
+
+Slash commands reach it through the command tree (`VerbatimTree.on_error`); mentions, buttons and
+other events call `user_message` and `log_error` themselves, so the wording is the same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from index.errors import VerbatimError
+
+log = logging.getLogger("verbatim.discord")
+
+NONE = discord.AllowedMentions.none()
+
+UNEXPECTED = "Something went wrong on my side; it has been logged. Please try again in a moment."
+
+
+class StartupError(VerbatimError):
+    """The bot cannot start; str() says what to do, in one line."""
+
+
+class UnknownSourceError(VerbatimError):
+    """A `source` or `id` option that names no indexed article."""
+
+    def __init__(self, source: str) -> None:
+        shown = " ".join(source.split())[:80]
+        super().__init__(f"I have no article {shown!r}. Pick one from the list as you type, or see /sources.")
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The error a command raised, without discord.py's CommandInvokeError wrapper."""
+    while isinstance(error, app_commands.CommandInvokeError) and error.original is not None:
+        error = error.original
+    return error
+
+
+def user_message(error: BaseException) -> str | None:
+    """What to tell the user about an expected error, or None when the error is a bug."""
+    error = unwrap(error)
+    if isinstance(error, VerbatimError):
+        return str(error)  # the engine's errors already say what happened and what to do
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"One question at a time, please: you can ask again in {max(error.retry_after, 1):.0f} s."
+    if isinstance(error, app_commands.MissingPermissions):
+        needed = ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in error.missing_permissions)
+        return f"This command needs the {needed} permission."
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "This command only works in a server."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You can't use this command here."
+    if isinstance(error, app_commands.TransformerError):
+        return f"I couldn't use the value {error.value!r}: check the option and try again."
+    return None
+
+
+def log_error(error: BaseException, where: str) -> None:
+    """Expected errors are routine (INFO); anything else is a bug and is logged with its traceback."""
+    if user_message(error) is not None:
+        log.info("%s: %s", where, unwrap(error))
+    else:
+        log.error("%s failed", where, exc_info=unwrap(error))
+
+
+class VerbatimTree(app_commands.CommandTree):
+    """The command tree with the bot's single error handler for every application command."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
+        name = interaction.command.qualified_name if interaction.command else "command"
+        log_error(error, f"/{name} by user {interaction.user.id}")
+        text = user_message(error) or UNEXPECTED
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NONE)
+            else:
+                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NONE)
+        except discord.HTTPException as exc:  # the interaction may have expired; the log still has it
+            log.warning("could not tell the user about the error in /%s: %s", name, exc)

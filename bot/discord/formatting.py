@@ -1,0 +1,393 @@
+"""Engine results → Discord embeds, always within Discord's limits.
+
+discord.py checks almost none of these limits locally: an oversized message is only refused by the
+API (error 50035) after the user has waited. So every function here returns payloads that fit, by
+splitting long text at paragraph, sentence or word boundaries and truncating what cannot be split.
+Nothing here talks to Discord or the engine; it only shapes data, so it is easy to test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+# Discord's documented limits (https://discord.com/developers/docs/resources/message).
+CONTENT = 2000
+TITLE = 256
+DESCRIPTION = 4096
+FIELDS = 25
+FIELD_NAME = 256
+FIELD_VALUE = 1024
+FOOTER = 2048
+AUTHOR_NAME = 256
+EMBED_TOTAL = 6000  # all embeds of one message together
+EMBEDS_PER_MESSAGE = 10
+CHOICES = 25
+CHOICE_NAME = 100
+CHOICE_VALUE = 100
+
+COLOUR = discord.Colour.from_rgb(64, 120, 192)
+DECLINED_COLOUR = discord.Colour.from_rgb(150, 150, 150)
+
+# The footer of every answer starts with this, and its first embed's title is the question: that is how
+# a reply to an answer is recognised as a follow-up, without keeping state that a restart would lose.
+ANSWER_FOOTER_PREFIX = "Searched "
+CONTINUED = " (continued)"
+ELLIPSIS = "…"
+
+SOURCES_PER_PAGE = 10
+HITS_PER_PAGE = 4
+HIT_EXCERPT = 700  # keeps four hits, their titles and a footer well inside 6000 characters
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, marked with an ellipsis when cut."""
+    text = text or ""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace, so titles and list items never break the layout."""
+    return " ".join((text or "").split())
+
+
+def escape(text: str) -> str:
+    """Text from articles or users shown as is: no Markdown, no masked links."""
+    return discord.utils.escape_markdown(text or "", as_needed=False)
+
+
+_SENTENCE_END = re.compile(r"[.!?…。؟]\s")
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split `text` into chunks of at most `limit` characters.
+
+    Cuts at the last paragraph break, else line break, else sentence end, else space in the window;
+    only a single unbroken word longer than `limit` is cut mid-word.
+    """
+    rest = (text or "").strip()
+    chunks: list[str] = []
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = _best_cut(window)
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return chunks
+
+
+def _best_cut(window: str) -> int:
+    floor = len(window) // 3  # a cut earlier than this would leave uselessly small chunks
+    for separator in ("\n\n", "\n"):
+        at = window.rfind(separator)
+        if at > floor:
+            return at + len(separator)
+    ends = [m.end() for m in _SENTENCE_END.finditer(window)]
+    if ends and ends[-1] > floor:
+        return ends[-1]
+    at = window.rfind(" ")
+    if at > floor:
+        return at + 1
+    return len(window)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    value: str
+
+
+def pack(
+    title: str,
+    body: str,
+    fields: Sequence[Field] = (),
+    footer: str = "",
+    *,
+    colour: discord.Colour = COLOUR,
+    url: str | None = None,
+) -> list[list[discord.Embed]]:
+    """Lay out a titled text and its fields over as many embeds and messages as they need.
+
+    Returns one list of embeds per message. Every embed and every message respects Discord's limits;
+    each message starts with the title (marked as continued after the first) and ends with the footer
+    (numbered when there is more than one message).
+    """
+    title = truncate(one_line(title), TITLE)
+    continued_title = truncate(one_line(title.removesuffix(ELLIPSIS)), TITLE - len(CONTINUED)) + CONTINUED
+    footer = truncate(footer, 300)  # Discord allows 2048; a short footer leaves room for the content
+    part_room = len(" · part 99/99")
+    room = EMBED_TOTAL - max(len(title), len(continued_title)) - len(footer) - part_room
+    chunk = min(DESCRIPTION, room)
+
+    messages: list[list[discord.Embed]] = [[]]
+    used = 0
+
+    def new_embed() -> discord.Embed:
+        nonlocal used
+        if len(messages[-1]) == EMBEDS_PER_MESSAGE:
+            messages.append([])
+            used = 0
+        embed = discord.Embed(colour=colour)
+        messages[-1].append(embed)
+        return embed
+
+    for piece in split_text(body, chunk) or ["—"]:
+        if used + len(piece) > room:
+            messages.append([])
+            used = 0
+        new_embed().description = piece
+        used += len(piece)
+
+    for field in fields:
+        name = truncate(one_line(field.name), FIELD_NAME) or "—"
+        value = truncate(field.value, FIELD_VALUE) or "—"
+        size = len(name) + len(value)
+        if used + size > room:
+            messages.append([])
+            used = 0
+        embed = messages[-1][-1] if messages[-1] else None
+        if embed is None or len(embed.fields) == FIELDS:
+            embed = new_embed()
+        embed.add_field(name=name, value=value, inline=False)
+        used += size
+
+    messages = [message for message in messages if message]
+    for number, embeds in enumerate(messages, start=1):
+        embeds[0].title = title if number == 1 else continued_title
+        if url and number == 1:
+            embeds[0].url = url
+        if footer or len(messages) > 1:
+            part = f" · part {number}/{len(messages)}" if len(messages) > 1 else ""
+            embeds[-1].set_footer(text=(footer + part).lstrip(" ·"))
+    return messages
+
+
+def fit_embed(embed: discord.Embed) -> discord.Embed:
+    """A last line of defence for single embeds (pages, cards): truncate every part to its limit."""
+    if embed.title:
+        embed.title = truncate(embed.title, TITLE)
+    if embed.description:
+        embed.description = truncate(embed.description, DESCRIPTION)
+    fields = embed.fields[:FIELDS]
+    embed.clear_fields()
+    for field in fields:
+        embed.add_field(
+            name=truncate(field.name or "—", FIELD_NAME),
+            value=truncate(field.value or "—", FIELD_VALUE),
+            inline=bool(field.inline),
+        )
+    if embed.footer.text:
+        embed.set_footer(text=truncate(embed.footer.text, FOOTER))
+    while len(embed) > EMBED_TOTAL and embed.fields:
+        embed.remove_field(-1)
+    if len(embed) > EMBED_TOTAL and embed.description:
+        embed.description = truncate(embed.description, len(embed.description) - (len(embed) - EMBED_TOTAL))
+    return embed
+
+
+def message_text(text: str) -> str:
+    """Plain message content, cut to Discord's 2000 characters."""
+    return truncate(text, CONTENT)
+
+
+# ---------------------------------------------------------------- answers
+
+
+def _date(published: str | None) -> str:
+    return (published or "")[:10]
+
+
+def citation_line(citation: Any) -> str:
+    """`n. title — outlet, date`, the title linked to the article."""
+    title = escape(truncate(one_line(citation.title) or citation.doc_id, 200)).replace("]", "\\]")
+    linked = f"[{title}]({citation.url})" if _is_link(citation.url) else title
+    outlet = ", ".join(part for part in (one_line(citation.source or ""), _date(citation.published)) if part)
+    return f"{citation.n}. {linked}" + (f" — {escape(outlet)}" if outlet else "")
+
+
+def _is_link(url: str | None) -> bool:
+    return bool(url) and url.startswith(("https://", "http://")) and " " not in url and ")" not in url
+
+
+def _lines_to_fields(name: str, lines: Iterable[str]) -> list[Field]:
+    """Group lines into as few fields as fit, never splitting a line (a line longer than a field is cut)."""
+    fields: list[Field] = []
+    current: list[str] = []
+    for line in lines:
+        line = truncate(line, FIELD_VALUE)
+        if current and len("\n".join([*current, line])) > FIELD_VALUE:
+            fields.append(Field(name if not fields else name + CONTINUED, "\n".join(current)))
+            current = []
+        current.append(line)
+    if current:
+        fields.append(Field(name if not fields else name + CONTINUED, "\n".join(current)))
+    return fields
+
+
+def answer_footer(answer: Any, scope: str) -> str:
+    total = (answer.timings_ms or {}).get("total")
+    took = f" · {total:.0f} ms" if isinstance(total, (int, float)) else ""
+    return f"{ANSWER_FOOTER_PREFIX}{scope}{took}"
+
+
+def answer_messages(answer: Any, *, scope: str) -> list[list[discord.Embed]]:
+    """An answer as embeds: the text with its [n] markers, the sources linked, a footer saying what was searched."""
+    body = answer.text or ""
+    if answer.note:
+        body += f"\n\n*{escape(one_line(answer.note))}*"
+    heading = "Sources" if answer.answered else "Closest sources"
+    fields = _lines_to_fields(heading, (citation_line(c) for c in answer.citations))
+    return pack(
+        answer.question,
+        body,
+        fields,
+        answer_footer(answer, scope),
+        colour=COLOUR if answer.answered else DECLINED_COLOUR,
+    )
+
+
+def question_from_answer(message: discord.Message, bot_id: int) -> str | None:
+    """The question a message of ours answered, or None if it is not one of our answers."""
+    if message.author.id != bot_id or not message.embeds:
+        return None
+    first, last = message.embeds[0], message.embeds[-1]
+    if not (last.footer.text or "").startswith(ANSWER_FOOTER_PREFIX) or not first.title:
+        return None
+    return first.title.removesuffix(CONTINUED).removesuffix(ELLIPSIS).strip() or None
+
+
+def quotes_messages(answer: Any) -> list[list[discord.Embed]]:
+    """The exact sentences an answer quoted, each with where it comes from."""
+    blocks = []
+    for citation in answer.citations:
+        quote = escape(one_line(citation.quote))
+        blocks.append(f"**[{citation.n}]** “{quote}”\n— {citation_line(citation).split(' ', 1)[1]}")
+    return pack(f"Quoted passages: {one_line(answer.question)}", "\n\n".join(blocks) or "No quotes.")
+
+
+# ---------------------------------------------------------------- sources and search
+
+
+def source_label(doc: Any) -> str:
+    outlet = ", ".join(part for part in (one_line(doc.source or ""), _date(doc.published)) if part)
+    return f"{one_line(doc.title) or doc.doc_id}" + (f" — {outlet}" if outlet else "")
+
+
+def sources_pages(documents: Sequence[Any]) -> list[discord.Embed]:
+    """The indexed articles, ten to a page: id, title, outlet, date."""
+    total = len(documents)
+    if not documents:
+        return [discord.Embed(title="Indexed sources", description="The index is empty.", colour=COLOUR)]
+    pages = []
+    for start in range(0, total, SOURCES_PER_PAGE):
+        lines = []
+        for doc in documents[start : start + SOURCES_PER_PAGE]:
+            title = escape(truncate(one_line(doc.title) or doc.doc_id, 150))
+            if _is_link(doc.url):
+                title = f"[{title.replace(']', chr(92) + ']')}]({doc.url})"
+            outlet = ", ".join(p for p in (one_line(doc.source or ""), _date(doc.published)) if p)
+            lines.append(f"`{truncate(doc.doc_id, 60)}` {title}" + (f" — {escape(outlet)}" if outlet else ""))
+        embed = discord.Embed(title=f"Indexed sources ({total})", description="\n".join(lines), colour=COLOUR)
+        pages.append(embed)
+    return _number_pages(pages, "Use /source with an id for details")
+
+
+def source_card(doc: Any) -> discord.Embed:
+    """One article: title, outlet, date, link, passages and its opening lines."""
+    embed = discord.Embed(
+        title=one_line(doc.title) or doc.doc_id,
+        url=doc.url if _is_link(doc.url) else None,
+        description=escape(truncate(doc.opening or "", 1500)),
+        colour=COLOUR,
+    )
+    embed.add_field(name="Outlet", value=escape(doc.source or "unknown"))
+    embed.add_field(name="Published", value=_date(doc.published) or "unknown")
+    embed.add_field(name="Passages", value=str(doc.passage_count))
+    if getattr(doc, "author", None):
+        embed.add_field(name="Author", value=escape(doc.author))
+    embed.add_field(name="Id", value=f"`{doc.doc_id}`", inline=False)
+    if doc.url:
+        embed.add_field(name="Link", value=doc.url, inline=False)
+    return fit_embed(embed)
+
+
+def hit_score(hit: Any) -> str:
+    # The fused ranking score only orders results; the cosine similarity, when present, means something.
+    similarity = getattr(hit, "similarity", None)
+    if similarity is not None:
+        return f"similarity {similarity:.2f}"
+    return f"score {hit.score:.3f}"
+
+
+def search_pages(query: str, hits: Sequence[Any]) -> list[discord.Embed]:
+    """The best passages for a query, four to a page, with their scores and links."""
+    title = f"Search: {one_line(query)}"
+    if not hits:
+        return [fit_embed(discord.Embed(title=title, description="No passage matches.", colour=COLOUR))]
+    pages = []
+    for start in range(0, len(hits), HITS_PER_PAGE):
+        embed = discord.Embed(title=title, colour=COLOUR)
+        for rank, hit in enumerate(hits[start : start + HITS_PER_PAGE], start=start + 1):
+            link = f" · [article]({hit.url})" if _is_link(hit.url) else ""
+            excerpt = escape(truncate(one_line(hit.text), HIT_EXCERPT))
+            embed.add_field(
+                name=f"{rank}. {truncate(one_line(hit.title) or hit.doc_id, 200)}",
+                value=f"{hit_score(hit)} · {escape(source_label(hit).split(' — ', 1)[-1])}{link}\n> {excerpt}",
+                inline=False,
+            )
+        pages.append(embed)
+    return _number_pages(pages, f"{len(hits)} passages")
+
+
+def _number_pages(pages: list[discord.Embed], footer: str) -> list[discord.Embed]:
+    for number, page in enumerate(pages, start=1):
+        page.set_footer(text=f"{footer} · page {number}/{len(pages)}")
+        fit_embed(page)
+    return pages
+
+
+# ---------------------------------------------------------------- admin and about
+
+
+def progress_text(progress: Any) -> str:
+    counts = f" {progress.done}/{progress.total}" if progress.total else ""
+    return message_text(f"Re-indexing… {progress.stage}{counts}")
+
+
+def _ids(ids: Sequence[str]) -> str:
+    return truncate(", ".join(f"`{i}`" for i in ids), FIELD_VALUE) if ids else "none"
+
+
+def reindex_embed(report: Any) -> discord.Embed:
+    embed = discord.Embed(title="Re-index finished", colour=COLOUR)
+    embed.description = (
+        f"{report.documents} documents, {report.passages} passages in {report.seconds:.1f} s "
+        f"({report.passages_per_second:.0f} passages/s). The new index is answering now."
+    )
+    embed.add_field(name=f"Added ({len(report.added)})", value=_ids(report.added), inline=False)
+    embed.add_field(name=f"Changed ({len(report.changed)})", value=_ids(report.changed), inline=False)
+    embed.add_field(name=f"Removed ({len(report.removed)})", value=_ids(report.removed), inline=False)
+    if report.warnings:
+        embed.add_field(name="Warnings", value=escape("\n".join(report.warnings)), inline=False)
+    return fit_embed(embed)
+
+
+def about_embed(info: Any) -> discord.Embed:
+    embed = discord.Embed(
+        title="About Verbatim",
+        description="Answers questions about news events by quoting its sources, word for word.",
+        colour=COLOUR,
+    )
+    embed.add_field(name="Documents", value=str(info.documents))
+    embed.add_field(name="Passages", value=str(info.passages))
+    embed.add_field(name="Model", value=f"`{info.model}` ({info.dimension} dimensions)", inline=False)
+    embed.add_field(name="Index built", value=str(info.built_at))
+    embed.add_field(name="Version", value=str(info.version))
+    return fit_embed(embed)

@@ -1,0 +1,123 @@
+"""The bot against a simulated Discord (simcord) and the real engine over the seed article.
+
+The index is built once per session; every test gets a fresh bot and a fresh simulated Discord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import discord
+import pytest
+import pytest_asyncio
+from simcord import Env
+
+from bot.discord.client import create_bot
+from index.build import build_index
+from index.engine import Engine, LiveEngine
+from index.settings import Settings
+
+SEED_ARTICLE = Path(__file__).resolve().parents[2] / "corpus" / "syria-vows-accountability.md"
+SEED_URL = "https://www.timesofisrael.com/syria-vows-accountability-after-over-1000-reportedly-slain-in-mass-killings/"
+
+# The real model answers in well under a second, but a cold CPU in CI can be slow: wait generously.
+SETTLE_TIMEOUT = 60.0
+
+
+def bot_settings(root: Path, **overrides) -> Settings:
+    corpus = root / "corpus"
+    if not corpus.exists():
+        corpus.mkdir(parents=True)
+        shutil.copy(SEED_ARTICLE, corpus)
+    values = {"ask_cooldown_seconds": 0.0, **overrides}
+    return Settings(_env_file=None, corpus_dir=corpus, data_dir=root / "var", **values)
+
+
+@pytest.fixture(scope="session")
+def bot_index(tmp_path_factory, encoders) -> Settings:  # `encoders`: the session's models, tests/conftest.py
+    """Settings over an index of the seed article, built once for all bot tests."""
+    settings = bot_settings(tmp_path_factory.mktemp("bot-index"))
+    build_index(settings, encoders=encoders)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def live(bot_index, encoders) -> LiveEngine:
+    return LiveEngine(bot_index, Engine.load(bot_index, encoders=encoders))
+
+
+@pytest.fixture
+def settings(bot_index) -> Settings:
+    return bot_index
+
+
+@pytest.fixture
+def simcord_bot(settings, live) -> discord.Client:
+    return create_bot(settings, live)
+
+
+@pytest_asyncio.fixture
+async def env(simcord_bot) -> Env:
+    """A running simulated Discord around the bot; errors the bot swallowed fail the test at teardown."""
+    env = Env(simcord_bot, settle_timeout=SETTLE_TIMEOUT)
+    await env.start()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+        env._raise_errors_since(env._errors_acknowledged)
+
+
+@pytest.fixture
+def guild(env):
+    return env.create_guild("Newsroom")
+
+
+@pytest.fixture
+def channel(guild):
+    return guild.create_text_channel("news")
+
+
+@pytest.fixture
+def alice(env, guild):
+    return guild.add_member(env.create_user("alice"))
+
+
+@pytest.fixture
+def bob(env, guild):
+    return guild.add_member(env.create_user("bob"))
+
+
+def embed_text(embeds: list[discord.Embed]) -> str:
+    """Everything a reader sees in some embeds, as one string."""
+    parts = []
+    for embed in embeds:
+        parts += [embed.title or "", embed.description or "", embed.footer.text or ""]
+        parts += [f"{f.name}\n{f.value}" for f in embed.fields]
+    return "\n".join(parts)
+
+
+def assert_fits(content: str, embeds: list[discord.Embed]) -> None:
+    """Discord's limits for one message (simcord checks them too; this says which one broke)."""
+    assert len(content or "") <= 2000
+    assert len(embeds) <= 10
+    assert sum(len(e) for e in embeds) <= 6000
+    for embed in embeds:
+        assert len(embed.title or "") <= 256
+        assert len(embed.description or "") <= 4096
+        assert len(embed.fields) <= 25
+        assert all(len(f.name) <= 256 and len(f.value) <= 1024 for f in embed.fields)
+        assert len(embed.footer.text or "") <= 2048
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = SETTLE_TIMEOUT) -> None:
+    """Let the bot run (without settling the simulated world) until `condition` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("timed out waiting for the bot")
+        await asyncio.sleep(0.01)

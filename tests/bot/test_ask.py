@@ -1,0 +1,213 @@
+"""/ask, the quotes button, mentions and reply follow-ups, against the real engine over the seed article."""
+
+from __future__ import annotations
+
+import discord
+from discord import app_commands
+
+from bot.discord.formatting import ANSWER_FOOTER_PREFIX
+from tests.bot.conftest import SEED_ARTICLE, SEED_URL, assert_fits, embed_text
+
+ARTICLE = SEED_ARTICLE.read_text(encoding="utf-8")
+
+
+def bot_messages(env) -> list:
+    """Every message the bot has posted anywhere, as simcord stores them."""
+    return [m for channel in env.backend.messages.values() for m in channel.values() if m.author_id == env.bot.user.id]
+
+
+async def test_ask_defers_first_then_answers_with_a_cited_embed(env, channel, alice):
+    result = await alice.slash(channel, "ask", question="How many civilians were killed?")
+
+    # The first thing sent is the deferral ("thinking…", callback type 5); the answer comes after it.
+    sent = [r for r in env.http_requests if r.method == "POST" and ("/interactions/" in r.path or "/webhooks/" in r.path)]
+    assert "/interactions/" in sent[0].path and sent[0].json["type"] == 5
+    assert "/webhooks/" in sent[1].path
+    assert not result.ephemeral
+
+    embeds = result.response.embeds
+    assert_fits(result.response.content, embeds)
+    answer = embeds[0]
+    assert answer.title == "How many civilians were killed?"
+    assert "973" in answer.description and "[1]" in answer.description
+    sources = next(f for f in answer.fields if f.name == "Sources")
+    assert f"]({SEED_URL})" in sources.value  # the citation links to the seed article
+    assert sources.value.startswith("1. [Syria vows accountability")
+    assert "The Times of Israel, 2025-03-09" in sources.value
+    assert embeds[-1].footer.text.startswith(f"{ANSWER_FOOTER_PREFIX}the 1 indexed article · ")
+    assert embeds[-1].footer.text.endswith(" ms")
+
+
+async def test_declined_answer_says_so_and_lists_the_closest_sources(env, channel, alice):
+    result = await alice.slash(channel, "ask", question="What is the population of Damascus?")
+
+    embed = result.response.embeds[0]
+    assert "don't say" in embed.description
+    closest = next(f for f in embed.fields if f.name == "Closest sources")
+    assert SEED_URL in closest.value
+
+
+async def test_show_quotes_button_gives_the_verbatim_sentences_privately(env, channel, alice, bob):
+    result = await alice.slash(channel, "ask", question="How many civilians were killed?")
+
+    shown = await alice.click(result.response, label="Show quotes")
+    assert shown.ephemeral
+    text = embed_text(shown.response.embeds)
+    quote = text.split("“", 1)[1].split("”\n", 1)[0]
+    assert "973 civilians" in quote and quote in ARTICLE.replace("\n", " ")  # verbatim from the article
+    # Anyone reading the answer may check its quotes; each gets a private copy.
+    assert (await bob.click(result.response, label="Show quotes")).ephemeral
+
+
+async def test_source_option_narrows_the_search_and_autocompletes(env, channel, alice):
+    choices = await alice.autocomplete(channel, "ask", "source", "syria")
+    assert [c["value"] for c in choices] == ["syria-vows-accountability"]
+
+    result = await alice.slash(channel, "ask", question="Who called for accountability?", source="syria-vows-accountability")
+    assert "only “Syria vows accountability" in result.response.embeds[-1].footer.text
+
+    # A title typed in full works as well as the id.
+    by_title = await alice.slash(
+        channel, "ask", question="Who is the interim president?",
+        source="Syria vows accountability after over 1,000 reportedly slain in mass killings",
+    )
+    assert "al-Sharaa" in by_title.response.embeds[0].description
+
+
+async def test_unknown_source_is_explained_not_crashed_on(env, channel, alice):
+    result = await alice.slash(channel, "ask", question="Who?", source="no-such-article")
+    assert "I have no article 'no-such-article'" in result.response.content
+    assert len(env.errors) == 1  # reported through the one error handler
+
+
+async def test_bad_questions_get_a_clear_message(env, channel, alice):
+    for question in ["   ", "\x00\x01\x02", "?!", "x" * 5000]:
+        result = await alice.slash(channel, "ask", question=question)
+        content = result.response.content
+        assert content and "went wrong" not in content, question
+        assert len(content) <= 2000
+    assert all(isinstance(e.original, Exception) for e in env.errors)
+
+    rtl = await alice.slash(channel, "ask", question="من هو وزير الخارجية الأمريكي الذي طالب بالمحاسبة؟")
+    assert rtl.response.embeds  # a normal (cited or declined) answer
+
+
+async def test_a_mention_is_answered_as_a_reply(env, guild, channel, alice):
+    me = env.bot.user
+    question = await alice.send(channel, f"<@{me.id}> How many civilians were killed?")
+
+    reply = channel.last_message
+    assert reply.author.id == me.id
+    assert reply.reference is not None and reply.reference.message_id == question.id
+    assert reply.embeds[0].title == "How many civilians were killed?"
+    assert "973" in reply.embeds[0].description
+    assert any(c.label == "Show quotes" for row in reply.components for c in row.children)
+
+
+async def test_a_reply_to_an_answer_is_a_follow_up(env, channel, alice):
+    me = env.bot.user
+    await alice.send(channel, f"<@{me.id}> How many civilians were killed?")
+    answer = channel.last_message
+
+    # No mention needed: replying to one of the bot's answers is enough.
+    await alice.send(channel, "and how many security forces?", reply_to=answer)
+
+    follow_up = channel.last_message
+    assert follow_up.author.id == me.id
+    assert follow_up.embeds[0].title == "and how many security forces?"
+    assert "125 members of the Syrian security forces" in follow_up.embeds[0].description
+
+
+async def test_a_reply_to_a_slash_answer_is_a_follow_up_too(env, channel, alice):
+    result = await alice.slash(channel, "ask", question="How many civilians were killed?")
+    await alice.send(channel, "and how many security forces?", reply_to=result.response)
+    assert "125" in channel.last_message.embeds[0].description
+
+
+async def test_messages_not_meant_for_the_bot_are_left_alone(env, guild, channel, alice):
+    await alice.send(channel, "@everyone how many civilians were killed?")
+    await alice.send(channel, "just chatting")
+    other = await alice.send(channel, "a message")
+    await alice.send(channel, "a reply to a human", reply_to=other)
+    assert bot_messages(env) == []
+
+
+async def test_an_empty_mention_gets_a_hint(env, channel, alice):
+    await alice.send(channel, f"<@{env.bot.user.id}>")
+    assert "Ask me something after the mention" in channel.last_message.content
+
+
+async def test_mentions_outside_the_allowed_channels_are_ignored(env, guild, channel, alice, settings):
+    allowed = guild.create_text_channel("ask-here")
+    env.bot.settings = settings.model_copy(update={"allowed_channel_ids": [allowed.id]})
+    me = env.bot.user
+
+    await alice.send(channel, f"<@{me.id}> How many civilians were killed?")
+    assert bot_messages(env) == []
+
+    await alice.send(allowed, f"<@{me.id}> How many civilians were killed?")
+    assert "973" in allowed.last_message.embeds[0].description
+
+
+async def test_everyone_and_role_mentions_in_a_question_ping_nobody(env, guild, channel, alice):
+    role = guild.create_role("Moderators", mentionable=True)
+    me = env.bot.user
+    loud = f"@everyone <@&{role.id}> @here how many civilians were killed?"
+
+    await alice.send(channel, f"<@{me.id}> {loud}")
+    reply = channel.last_message
+    assert "973" in reply.embeds[0].description  # the mentions are not part of the question
+    result = await alice.slash(channel, "ask", question=loud)
+    assert "973" in result.response.embeds[0].description
+    # An error message that echoes user text is the riskiest: it is plain content.
+    echoed = await alice.slash(channel, "ask", question="killed?", source=f"@everyone <@&{role.id}>")
+    assert "@everyone" in echoed.response.content
+    env.errors  # the unknown source above went through the error handler, as it should
+
+    sent = bot_messages(env)
+    assert len(sent) == 3
+    for message in sent:
+        assert not message.mention_everyone and message.ping_role_ids == [] and message.ping_user_ids == []
+    bodies = [
+        r.json.get("data", r.json)
+        for r in env.http_requests
+        if r.method in {"POST", "PATCH"} and isinstance(r.json, dict)
+    ]
+    messages = [b for b in bodies if isinstance(b, dict) and ("content" in b or "embeds" in b)]
+    assert len(messages) >= 3
+    assert all(b.get("allowed_mentions", {}).get("parse") == [] for b in messages), messages
+
+
+async def test_cooldown_is_per_user_and_friendly(env, channel, alice, bob, settings, live):
+    env.bot.question_cooldown.seconds = 30.0  # the setting, as read when the bot was built
+
+    first = await alice.slash(channel, "ask", question="How many civilians were killed?")
+    assert first.response.embeds
+
+    again = await alice.slash(channel, "ask", question="Who is the interim president?")
+    assert again.ephemeral and not again.deferred  # refused before any work started
+    assert "you can ask again in 30 s" in again.response.content
+    assert [type(e) for e in env.errors] == [app_commands.CommandOnCooldown]
+
+    # A mention counts against the same cooldown, and is answered just as kindly.
+    await alice.send(channel, f"<@{env.bot.user.id}> Who is the interim president?")
+    assert "you can ask again in" in channel.last_message.content
+
+    assert (await bob.slash(channel, "ask", question="Who is the interim president?")).response.embeds
+
+    await env.advance_time(31)
+    assert (await alice.slash(channel, "ask", question="Who is the interim president?")).response.embeds
+
+
+async def test_the_bot_never_sends_more_than_discord_allows(env, channel, alice):
+    result = await alice.slash(channel, "ask", question="What did al-Sharaa say?")
+    for message in [result.response, *result.followups]:
+        assert_fits(message.content, message.embeds)
+
+
+async def test_slash_commands_have_the_documented_shape(env):
+    simcord_bot = env.bot
+    ask = simcord_bot.tree.get_command("ask")
+    assert ask is not None and [p.name for p in ask.parameters] == ["question", "source"]
+    assert ask.get_parameter("source").autocomplete and not ask.get_parameter("source").required
+    assert isinstance(simcord_bot.intents, discord.Intents) and simcord_bot.intents.message_content
