@@ -261,6 +261,113 @@ def start() -> None:
         ask(SAMPLE_QUESTION)
 
 
+# ---------------------------------------------------------------- evaluation
+
+
+@app.command("eval")
+def eval_(
+    corpus: Annotated[Path, typer.Option("--corpus", help="The corpus to index: a folder or a .jsonl file.")],
+    queries: Annotated[Path, typer.Option("--queries", help="Questions, one JSON object a line.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="Cut-off of MRR and nDCG (documents).")] = 10,
+    as_json: JsonOption = False,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option("--index-dir", help="Keep the index here and reuse it when the corpus and models match "
+                                         "(default: a temporary index)."),
+    ] = None,
+    details: Annotated[bool, typer.Option("--details", help="Also list every question's result.")] = False,
+    off_topic: Annotated[
+        bool, typer.Option("--off-topic", help="Count every question as one the corpus cannot answer "
+                                               "(questions about other corpora, to measure false answers).")
+    ] = False,
+) -> None:
+    """Index CORPUS, ask every question of QUERIES, and print retrieval, answer and latency figures."""
+    import tempfile
+
+    from index.evaluation import as_off_topic, evaluate, load_questions, result_to_json, summarise, warm_up
+
+    settings = load_settings()
+    questions = guarded(lambda: load_questions(queries), as_json=as_json)
+    if off_topic:
+        questions = [as_off_topic(q) for q in questions]
+    with tempfile.TemporaryDirectory(prefix="verbatim-eval-") as scratch:
+        settings.index_dir = index_dir or Path(scratch) / "index"
+        build = guarded(lambda: _eval_index(settings, corpus), as_json=as_json)
+        engine = guarded(lambda: Engine.load(settings), as_json=as_json)
+        warm_up(engine)
+        results = guarded(lambda: evaluate(engine, questions, k=k), as_json=as_json)
+    summary = summarise(results, k)
+    summary["corpus"] = str(corpus)
+    summary["queries"] = str(queries)
+    summary["index"] = build
+    summary["settings"] = settings.model_dump(mode="json", exclude={"discord_token", "allowed_channel_ids"})
+    if details:
+        summary["results"] = [result_to_json(r) for r in results]
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    _print_eval(summary, results, details)
+
+
+def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
+    """Reuse the index in INDEX_DIR when it was built from this corpus with these models; else build it."""
+    from index.corpus import load_corpus
+    from index.store import StoredIndex, fingerprint
+
+    try:
+        stored = StoredIndex.open_current(settings.index_dir)
+    except VerbatimError:
+        stored = None
+    if stored is not None:
+        m = stored.manifest
+        stored.close()
+        same = (m.corpus_fingerprint == fingerprint(load_corpus([corpus]).articles)
+                and m.model == settings.embedding_model
+                and m.multilingual_model == (None if settings.multilingual_model.lower() in {"", "none", "off"}
+                                             else settings.multilingual_model)
+                and m.passage_max_tokens <= settings.passage_max_tokens
+                and m.passage_overlap_sentences == settings.passage_overlap_sentences)
+        if same:
+            return {"reused": True, "documents": m.documents, "passages": m.passages,
+                    "build_seconds": m.build_seconds}
+    report = _build_with_progress(settings, [corpus])
+    return {"reused": False, "documents": report.documents, "passages": report.passages,
+            "build_seconds": report.seconds}
+
+
+def _print_eval(summary: dict[str, Any], results: list[Any], details: bool) -> None:
+    build = summary["index"]
+    how = "reused" if build["reused"] else "built"
+    out.print(f"{summary['corpus']}: {build['documents']} documents, {build['passages']} passages "
+              f"({how}; build took {build['build_seconds']:.1f} s)")
+    out.print(f"{summary['queries']}: {summary['questions']} questions")
+    retrieval = summary["retrieval"]
+    if retrieval["questions"]:
+        figures = "  ".join(f"{name} {value:.3f}" for name, value in retrieval.items() if name != "questions")
+        out.print(f"retrieval ({retrieval['questions']} with evidence, by document): {figures}")
+    answers = summary["answers"]
+    if answers["answerable"]:
+        right = answers["answerable_right"]
+        out.print(f"answerable: {answers['answerable']}, answered {answers['answerable_answered']:.3f}"
+                  + ("" if right is None else f", answered with an expected string {right:.3f}"))
+    if answers["unanswerable"]:
+        out.print(f"unanswerable: {answers['unanswerable']}, declined {answers['unanswerable_declined']:.3f}")
+    out.print(f"answered overall {answers['answered']:.3f}; quotes verbatim {answers['quotes_verbatim']:.3f}")
+    latency = summary["latency_ms"]
+    out.print("latency ms: " + "  ".join(
+        f"{stage} p50 {latency[stage]['p50']:.1f} / p95 {latency[stage]['p95']:.1f}" for stage in latency
+    ))
+    wrong = [r for r in results
+             if (r.answerable is True and (not r.answered or r.right is False))
+             or (r.answerable is False and r.answered) or not r.verbatim]
+    for r in (results if details else wrong[:20]):
+        verdict = "ok" if r not in wrong else "MISS"
+        out.print(f"[dim]{verdict} {escape(r.id)}: {escape(r.question)}[/]", highlight=False)
+        out.print(f"[dim]    → {escape(r.answer[:300])}[/]", highlight=False)
+    if len(wrong) > 20 and not details:
+        out.print(f"[dim]… and {len(wrong) - 20} more misses (--details lists every question)[/]")
+
+
 def main() -> None:
     app()
 
