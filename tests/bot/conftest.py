@@ -121,3 +121,46 @@ async def wait_until(condition: Callable[[], object], timeout: float = SETTLE_TI
         if loop.time() > deadline:
             raise AssertionError("timed out waiting for the bot")
         await asyncio.sleep(0.01)
+
+
+# ------------------------------------------------------------------ a bigger corpus
+
+TOWNS = ["Jableh", "Latakia", "Tartus", "Baniyas", "Homs", "Hama", "Aleppo", "Idlib", "Daraa", "Raqqa"]
+TOPICS = ["water supply", "electricity", "bread prices", "school reopening", "road repairs", "hospital staffing"]
+LIBRARY_SIZE = 30
+
+# One sentence of about 9,000 characters: the engine quotes whole sentences, so its answer and its
+# quote are longer than one embed and one message allow, and the bot must split them.
+LONG_SENTENCE = "The Qardaha reservoir committee reported " + ", and ".join(
+    f"that engineer number {n} inspected the pumping station, the filtration plant and the canal network of the valley"
+    for n in range(1, 81)
+) + "."
+
+
+def write_article(folder: Path, name: str, title: str, body: str, *, url: str, source: str = "Example Wire",
+                  published: str = "2025-03-10") -> None:
+    front = f'---\ntitle: "{title}"\nurl: "{url}"\nsource: "{source}"\npublished: "{published}"\nlang: en\n---\n\n'
+    (folder / f"{name}.md").write_text(front + body + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def library_index(tmp_path_factory, encoders) -> Settings:
+    """The seed article, 30 short reports and one with a very long sentence, built once."""
+    settings = bot_settings(tmp_path_factory.mktemp("library-index"))
+    for n in range(1, LIBRARY_SIZE + 1):
+        town, topic = TOWNS[n % len(TOWNS)], TOPICS[n % len(TOPICS)]
+        write_article(
+            settings.corpus_dir, f"report-{n:02d}", f"Report {n:02d}: {topic} in {town}",
+            f"Officials in {town} said on day {n} that the {topic} situation was under review. "
+            f"Residents of {town} described queues and delays. A council member promised an update within {n} days.",
+            url=f"https://example.org/reports/{n:02d}",
+        )
+    write_article(settings.corpus_dir, "reservoir", "Reservoir inspection", LONG_SENTENCE,
+                  url="https://example.org/reservoir")
+    build_index(settings, encoders=encoders)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def library(library_index, encoders) -> LiveEngine:
+    return LiveEngine(library_index, Engine.load(library_index, encoders=encoders))
