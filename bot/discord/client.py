@@ -24,9 +24,9 @@ from index.settings import Settings
 log = logging.getLogger("verbatim.discord")
 
 MISSING_INTENT = (
-    "The Message Content intent is not enabled for this bot: mentions and replies will not be answered. "
-    "Enable it under Bot → Privileged Gateway Intents in the Discord Developer Portal; "
-    "slash commands keep working meanwhile."
+    "The Message Content intent is not enabled for this bot, so it cannot read replies that do not mention it "
+    "(slash commands and @mentions keep working). Enable it under Bot → Privileged Gateway Intents in the "
+    "Discord Developer Portal, then restart."
 )
 
 
@@ -104,13 +104,13 @@ async def _connect(bot: commands.Bot, token: str) -> None:
 
 def run_bot(settings: Settings) -> None:
     """Load the index and run the bot until it is stopped. Raises StartupError, or the engine's errors."""
-    configure_logging(settings)
     if settings.discord_token is None:
         raise StartupError(
             "DISCORD_TOKEN is not set. Put the bot token from the Discord Developer Portal (Bot → Reset Token) "
             "in the environment or in .env; see docs/discord.md."
         )
     token = settings.discord_token.get_secret_value().strip()
+    configure_logging(settings)
     _redact_in_logs(token)
     live = LiveEngine.open(settings)  # raises IndexMissingError, which says how to build the index
     try:

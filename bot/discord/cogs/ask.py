@@ -55,7 +55,7 @@ class QuotesView(discord.ui.View):
 
 # Discord mention markup (<@user>, <@&role>, <#channel>) and @everyone/@here mean nothing to the engine
 # and only blur retrieval; they are removed from questions (they could never ping anyway: see NONE).
-_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|@(?:everyone|here)\b")
+_MENTION = re.compile(r"<(?:@[!&]?|#)\d+>|(?<![\w.])@(?:everyone|here)\b")
 
 
 def strip_mentions(text: str) -> str:

@@ -1,0 +1,88 @@
+"""The limits themselves: whatever the engine returns, what the bot builds fits in Discord."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.discord import formatting
+from bot.discord.catalog import SourceCatalog
+from bot.discord.cogs.ask import strip_mentions
+from index.answer import Answer, Citation
+from tests.bot.conftest import assert_fits
+
+
+def citation(n: int, *, title: str = "A title", quote: str = "A quoted sentence.") -> Citation:
+    return Citation(n=n, doc_id=f"doc-{n}", title=title, source="Outlet", url=f"https://example.org/{n}",
+                    published="2025-03-09", quote=quote, passage_id=f"doc-{n}:0", start=0, end=len(quote))
+
+
+def answer(text: str, citations: list[Citation], question: str = "What happened?") -> Answer:
+    return Answer(question, True, text, citations, "en", {"total": 12.0})
+
+
+@pytest.mark.parametrize("limit", [50, 1024, 4096])
+def test_split_text_respects_the_limit_and_loses_nothing(limit):
+    text = ("A sentence that goes on. " * 300 + "\n\n" + "word " * 2000 + "x" * 5000).strip()
+    chunks = formatting.split_text(text, limit)
+    assert all(0 < len(c) <= limit for c in chunks)
+    assert "".join(c.replace(" ", "").replace("\n", "") for c in chunks) == text.replace(" ", "").replace("\n", "")
+
+
+def test_split_text_prefers_sentence_ends():
+    chunks = formatting.split_text("First sentence here. Second sentence follows here.", 30)
+    assert chunks == ["First sentence here.", "Second sentence follows here."]
+
+
+def test_many_long_citations_are_spread_over_fields_embeds_and_messages():
+    citations = [citation(n, title="T" * 400, quote="q " * 600) for n in range(1, 61)]
+    messages = formatting.answer_messages(answer("Answer [1]. " * 1500, citations, question="Q" * 400), scope="x")
+    assert len(messages) > 1
+    for embeds in messages:
+        assert_fits("", embeds)
+    lines = [line for embeds in messages for e in embeds for f in e.fields for line in f.value.splitlines()]
+    assert [line.split(".", 1)[0] for line in lines] == [str(n) for n in range(1, 61)]  # every source, in order
+    quotes = formatting.quotes_messages(answer("a [1]", citations))
+    for embeds in quotes:
+        assert_fits("", embeds)
+
+
+def test_the_question_is_recovered_from_an_answer_even_when_cut():
+    question = "Why " * 100 + "?"
+    first = formatting.answer_messages(answer("Because [1].", [citation(1)], question=question), scope="x")[0]
+
+    class Message:  # the two attributes the function reads, as a discord.Message has them
+        author = type("Author", (), {"id": 42})()
+        embeds = first
+
+    recovered = formatting.question_from_answer(Message, 42)
+    assert recovered and question.startswith(recovered) and len(recovered) < 256
+    assert formatting.question_from_answer(Message, 7) is None  # someone else's message
+
+
+def test_titles_from_articles_cannot_break_links_or_markdown():
+    line = formatting.citation_line(citation(1, title="Evil](https://bad.example) **bold**"))
+    assert line.startswith("1. [Evil\\](https://bad.example) \\*\\*bold\\*\\*](https://example.org/1)")
+
+
+def test_fit_embed_truncates_everything_to_its_limit():
+    import discord
+
+    embed = discord.Embed(title="t" * 300, description="d" * 5000)
+    for n in range(30):
+        embed.add_field(name="n" * 300, value="v" * 2000)
+    embed.set_footer(text="f" * 3000)
+    assert_fits("", [formatting.fit_embed(embed)])
+
+
+def test_choices_are_capped_and_short(library):
+    catalog = SourceCatalog()
+    catalog.refresh(library.current)
+    choices = catalog.choices("")
+    assert len(choices) == formatting.CHOICES
+    assert all(len(c.name) <= formatting.CHOICE_NAME and len(c.value) <= formatting.CHOICE_VALUE for c in choices)
+    assert catalog.resolve("RESERVOIR INSPECTION").doc_id == "reservoir"
+
+
+def test_mentions_are_taken_out_of_questions():
+    assert strip_mentions("<@123> @everyone <@&456> <#789> @here how many?") == "how many?"
+    assert strip_mentions("email me@everyone.org") == "email me@everyone.org"
