@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,9 +18,12 @@ from rich.table import Table
 
 from index.answer import Answer
 from index.build import BuildReport, Progress as BuildProgress, build_index
+from index.corpus import load_corpus
 from index.engine import Engine
 from index.errors import IndexMissingError, VerbatimError
+from index.ingest import add_url
 from index.settings import Settings
+from index.store import StoredIndex
 
 SAMPLE_QUESTION = "How many civilians were killed?"
 
@@ -33,7 +37,7 @@ index_app = typer.Typer(help="Build and inspect the search index.", no_args_is_h
 app.add_typer(index_app, name="index")
 
 out = Console(soft_wrap=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 IndexDirOption = Annotated[
     Path | None, typer.Option("--index-dir", help="Index folder (default: INDEX_DIR, or <DATA_DIR>/index).")
@@ -90,19 +94,115 @@ def index_build(
 ) -> None:
     """Index the corpus from scratch as a new version; the previous one stays usable until it is done."""
     settings = load_settings(index_dir)
-    report = guarded(lambda: _build_with_progress(settings, corpus))
+    report = guarded(lambda: with_progress(lambda progress: build_index(settings, corpus, progress=progress)))
+    print_build_report(report)
+
+
+@index_app.command("update")
+def index_update(
+    corpus: Annotated[
+        list[Path] | None,
+        typer.Option("--corpus", help="A corpus folder or .jsonl file; repeat for several (default: CORPUS_DIR)."),
+    ] = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Bring the index up to date with the corpus, embedding only new and changed documents."""
+    settings = load_settings(index_dir)
+    report = guarded(lambda: with_progress(
+        lambda progress: build_index(settings, corpus, progress=progress, incremental=True)))
+    print_build_report(report)
+
+
+@index_app.command("status")
+def index_status(as_json: JsonOption = False, index_dir: IndexDirOption = None) -> None:
+    """What is indexed, with which model, and what changed in the corpus since."""
+    settings = load_settings(index_dir)
+    status = guarded(lambda: corpus_status(settings), as_json=as_json)
+    if as_json:
+        print(json.dumps(status, ensure_ascii=False))
+        return
+    index = status["index"]
+    out.print(f"Index {index['folder']}: {index['documents']} documents, {index['passages']} passages, "
+              f"built {index['built_at']} with {index['model']} ({index['dimension']}-d, {index['vector_index']})"
+              + (f" + {index['multilingual_model']}" if index["multilingual_model"] else ""))
+    if status["model_matches"] is False:
+        out.print(f"[yellow]The settings name {escape(settings.embedding_model)}: rebuild with "
+                  "`verbatim index build`.[/]")
+    changes = status["corpus"]
+    if not any(changes[key] for key in ("added", "changed", "removed")):
+        out.print(f"The index is up to date with {settings.corpus_dir}.")
+    for key in ("added", "changed", "removed"):
+        if changes[key]:
+            out.print(f"{key}: {escape(', '.join(changes[key]))}")
+    if any(changes[key] for key in ("added", "changed", "removed")):
+        out.print("Run `verbatim index update` to index the changes.")
+    for warning in changes["warnings"]:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+def corpus_status(settings: Settings) -> dict[str, Any]:
+    stored = StoredIndex.open_current(settings.index_dir)
+    try:
+        indexed = {doc_id: info.content_hash for doc_id, info in stored.documents.items()}
+        manifest = stored.manifest
+    finally:
+        stored.close()
+    corpus = load_corpus([settings.corpus_dir])
+    current = {a.doc_id: a.content_hash for a in corpus.articles}
+    return {
+        "index": {**asdict(manifest), "folder": str(stored.folder)},
+        "model_matches": manifest.model == settings.embedding_model,
+        "corpus": {
+            "folder": str(settings.corpus_dir),
+            "added": sorted(set(current) - set(indexed)),
+            "changed": sorted(d for d in current if d in indexed and indexed[d] != current[d]),
+            "removed": sorted(set(indexed) - set(current)),
+            "warnings": corpus.warnings,
+        },
+    }
+
+
+@app.command()
+def add(
+    url: Annotated[str, typer.Argument(help="The article's web address.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Fetch the article at URL, save it into the corpus as Markdown, and index it."""
+    settings = load_settings()
+    report = guarded(lambda: with_progress(lambda progress: add_url(settings, url, progress=progress)),
+                     as_json=as_json)
+    if as_json:
+        print(json.dumps({
+            "status": report.status, "reason": report.reason, "path": str(report.path) if report.path else None,
+            "doc_id": report.article.doc_id if report.article else None,
+            "title": report.article.title if report.article else None,
+            "embedded_passages": report.build.embedded_passages if report.build else 0,
+        }, ensure_ascii=False))
+        return
+    if report.status == "duplicate":
+        out.print(f"Not added: {report.reason} ({escape(report.article.doc_id)}: {escape(report.article.title)}).")
+        return
+    article = report.article
+    out.print(f"Added {escape(article.title)} — {escape(article.source or 'unknown outlet')}, "
+              f"{article.published or 'undated'} as {escape(str(report.path))}")
+    print_build_report(report.build)
+
+
+def print_build_report(report: BuildReport) -> None:
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     out.print(
         f"Indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f} s "
-        f"({report.passages_per_second:.1f} passages/s) → {report.index_dir}"
+        f"({report.passages_per_second:.1f} passages/s; {report.embedded_passages} passages of "
+        f"{report.embedded_documents} documents embedded) → {report.index_dir}"
     )
     if report.added or report.changed or report.removed:
         out.print(f"Since the previous index: {len(report.added)} added, {len(report.changed)} changed, "
                   f"{len(report.removed)} removed.")
 
 
-def _build_with_progress(settings: Settings, corpus: list[Path] | None) -> BuildReport:
+def with_progress(work: Callable[[Callable[[BuildProgress], None]], T]) -> T:
+    """Run `work(progress)` with a progress bar on a terminal, or one line per stage elsewhere."""
     if not err.is_terminal:
         last_stage = ""
 
@@ -112,7 +212,7 @@ def _build_with_progress(settings: Settings, corpus: list[Path] | None) -> Build
                 last_stage = event.stage
                 err.print(f"{event.stage}…")
 
-        return build_index(settings, corpus, progress=print_stage)
+        return work(print_stage)
     with Progress(
         TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=err, transient=True,
@@ -126,7 +226,7 @@ def _build_with_progress(settings: Settings, corpus: list[Path] | None) -> Build
                 tasks[event.stage] = bar.add_task(event.stage, total=max(event.total, 1))
             bar.update(tasks[event.stage], completed=event.done, total=max(event.total, 1))
 
-        return build_index(settings, corpus, progress=show)
+        return work(show)
 
 
 # ---------------------------------------------------------------- questions
@@ -330,7 +430,7 @@ def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
         if same:
             return {"reused": True, "documents": m.documents, "passages": m.passages,
                     "build_seconds": m.build_seconds}
-    report = _build_with_progress(settings, [corpus])
+    report = with_progress(lambda progress: build_index(settings, [corpus], progress=progress))
     return {"reused": False, "documents": report.documents, "passages": report.passages,
             "build_seconds": report.seconds}
 

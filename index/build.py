@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from index import __version__
 from index.corpus import load_corpus
 from index.embedders import Encoder, SentenceTransformerEncoder, load_multilingual
@@ -15,7 +17,7 @@ from index.errors import CorpusError, IndexCorruptError, IndexMissingError
 from index.lexical import analyse
 from index.passages import Passage, split_article
 from index.settings import Settings
-from index.store import IndexContent, Manifest, StoredIndex, fingerprint, write_version
+from index.store import IndexContent, Manifest, StoredIndex, build_lock, fingerprint, write_version
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class BuildReport:
     removed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     index_dir: str = ""
+    embedded_documents: int = 0  # documents whose passages were embedded (not reused)
+    embedded_passages: int = 0
 
 
 @dataclass
@@ -62,10 +66,26 @@ def build_index(
     *,
     encoders: Encoders | None = None,
     progress: ProgressCallback | None = None,
+    incremental: bool = False,
 ) -> BuildReport:
-    """Index every article under `corpus_paths` (default: the corpus folder) as a new current version."""
+    """Index every article under `corpus_paths` (default: the corpus folder) as a new current version.
+
+    With `incremental`, documents whose content is unchanged since the current version keep their
+    passages and vectors, so only new and changed documents are embedded. Either way the current
+    version is never modified: a new one is written and switched to atomically.
+    """
+    with build_lock(settings.index_dir):
+        return _build(settings, corpus_paths, encoders, progress or (lambda _event: None), incremental)
+
+
+def _build(
+    settings: Settings,
+    corpus_paths: Sequence[Path] | None,
+    encoders: Encoders | None,
+    report_progress: ProgressCallback,
+    incremental: bool,
+) -> BuildReport:
     started = time.perf_counter()
-    report_progress = progress or (lambda _event: None)
     paths = [Path(p) for p in (corpus_paths or [settings.corpus_dir])]
 
     report_progress(Progress("reading", 0, len(paths)))
@@ -78,24 +98,43 @@ def build_index(
         )
     encoders = encoders or Encoders.load(settings)
     max_tokens = min(settings.passage_max_tokens, encoders.dense.max_tokens)
+    previous = _open_previous(settings.index_dir)
+    previous_hashes = {d: info.content_hash for d, info in previous.documents.items()} if previous else {}
+    reusable = previous if incremental and previous and _compatible(previous, settings, encoders, max_tokens) else None
 
-    passages: list[Passage] = []
-    for number, article in enumerate(corpus.articles, start=1):
-        passages.extend(split_article(article, encoders.dense.count_tokens, max_tokens, settings.passage_overlap_sentences))
-        if number % 200 == 0 or number == len(corpus.articles):
-            report_progress(Progress("splitting", number, len(corpus.articles)))
+    try:
+        passages: list[Passage] = []
+        reused_rows: list[tuple[int, int]] = []  # (new row, previous row) of passages kept as they were
+        for number, article in enumerate(corpus.articles, start=1):
+            if reusable is not None and previous_hashes.get(article.doc_id) == article.content_hash:
+                for record in reusable.document_passages(article.doc_id):
+                    reused_rows.append((len(passages), record.row))
+                    passages.append(Passage(record.passage_id, record.doc_id, record.position, record.start,
+                                            record.end, record.text, record.sentences))
+            else:
+                passages.extend(split_article(article, encoders.dense.count_tokens, max_tokens,
+                                              settings.passage_overlap_sentences))
+            if number % 200 == 0 or number == len(corpus.articles):
+                report_progress(Progress("splitting", number, len(corpus.articles)))
 
-    texts = [p.text for p in passages]
-    dense = encoders.dense.encode_passages(
-        texts, progress=lambda done, total: report_progress(Progress("embedding", done, total))
-    )
-    multilingual = None
-    if encoders.multilingual is not None:
-        multilingual = encoders.multilingual.encode_passages(
-            texts, progress=lambda done, total: report_progress(Progress("embedding (multilingual)", done, total))
+        reused = {new for new, _ in reused_rows}
+        to_embed = [row for row in range(len(passages)) if row not in reused]
+        texts = [passages[row].text for row in to_embed]
+        dense = _assemble(
+            encoders.dense, texts, to_embed, reused_rows, reusable, "dense", len(passages),
+            lambda done, total: report_progress(Progress("embedding", done, total)),
         )
+        multilingual = None
+        if encoders.multilingual is not None:
+            multilingual = _assemble(
+                encoders.multilingual, texts, to_embed, reused_rows, reusable, "multilingual", len(passages),
+                lambda done, total: report_progress(Progress("embedding (multilingual)", done, total)),
+            )
+    finally:
+        if previous is not None:
+            previous.close()
+
     report_progress(Progress("writing", 0, 1))
-    previous = _previous_hashes(settings.index_dir)
     manifest = Manifest(
         model=settings.embedding_model,
         dimension=encoders.dense.dimension,
@@ -118,31 +157,59 @@ def build_index(
             passages=passages,
             dense=dense,
             multilingual=multilingual,
-            bm25_terms=[analyse(t) for t in texts],
+            bm25_terms=[analyse(p.text) for p in passages],
         ),
     )
     seconds = time.perf_counter() - started
     report_progress(Progress("done", 1, 1))
     current = {a.doc_id: a.content_hash for a in corpus.articles}
+    embedded_docs = {passages[row].doc_id for row in to_embed}
     return BuildReport(
         documents=len(corpus.articles),
         passages=len(passages),
         seconds=round(seconds, 2),
         passages_per_second=round(len(passages) / seconds, 1) if seconds > 0 else 0.0,
-        added=sorted(set(current) - set(previous)),
-        changed=sorted(d for d in current if d in previous and previous[d] != current[d]),
-        removed=sorted(set(previous) - set(current)),
+        added=sorted(set(current) - set(previous_hashes)),
+        changed=sorted(d for d in current if d in previous_hashes and previous_hashes[d] != current[d]),
+        removed=sorted(set(previous_hashes) - set(current)),
         warnings=corpus.warnings,
         index_dir=str(settings.index_dir),
+        embedded_documents=len(embedded_docs),
+        embedded_passages=len(to_embed),
     )
 
 
-def _previous_hashes(root: Path) -> dict[str, str]:
+def _assemble(encoder: Encoder, texts: list[str], to_embed: list[int], reused_rows: list[tuple[int, int]],
+              previous: StoredIndex | None, name: str, total: int, progress) -> np.ndarray:
+    """Vectors for every passage row: fresh ones for `to_embed`, copies from `previous` for the rest."""
+    vectors = np.empty((total, encoder.dimension), dtype=np.float32)
+    if to_embed:
+        vectors[to_embed] = encoder.encode_passages(texts, progress=progress)
+    else:
+        progress(0, 0)
+    if reused_rows:
+        stored = previous.stored_vectors(name) if previous is not None else None
+        new_rows, old_rows = zip(*reused_rows)
+        vectors[list(new_rows)] = stored[list(old_rows)]
+    return vectors
+
+
+def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, max_tokens: int) -> bool:
+    """Whether the previous version's passages and vectors can be reused as they are."""
+    m = previous.manifest
+    return (
+        m.model == settings.embedding_model
+        and m.dimension == encoders.dense.dimension
+        and m.multilingual_model == (encoders.multilingual.name if encoders.multilingual else None)
+        and m.passage_max_tokens == max_tokens
+        and m.passage_overlap_sentences == settings.passage_overlap_sentences
+        and previous.stored_vectors("dense") is not None
+        and (encoders.multilingual is None or previous.stored_vectors("multilingual") is not None)
+    )
+
+
+def _open_previous(root: Path) -> StoredIndex | None:
     try:
-        stored = StoredIndex.open_current(root)
+        return StoredIndex.open_current(root)
     except (IndexMissingError, IndexCorruptError):
-        return {}
-    try:
-        return {doc_id: info.content_hash for doc_id, info in stored.documents.items()}
-    finally:
-        stored.close()
+        return None

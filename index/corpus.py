@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -18,7 +19,9 @@ from index.errors import CorpusError
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl"}
-CORPUS_SUFFIXES = MARKDOWN_SUFFIXES | JSONL_SUFFIXES
+HTML_SUFFIXES = {".html", ".htm"}
+TEXT_SUFFIXES = {".txt"}
+CORPUS_SUFFIXES = MARKDOWN_SUFFIXES | JSONL_SUFFIXES | HTML_SUFFIXES | TEXT_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,76 @@ def read_markdown(path: Path) -> Article:
     )
 
 
+def extract_html(html: str | bytes, *, url: str | None, doc_id: str, origin: str) -> Article:
+    """The article in a web page: text, title, date, author and outlet, found by trafilatura."""
+    import trafilatura
+
+    found = trafilatura.bare_extraction(
+        html, url=url, with_metadata=True, include_comments=False, include_tables=False, favor_precision=True,
+    )
+    text = (getattr(found, "text", None) or "").strip() if found is not None else ""
+    if not text:
+        raise CorpusError(f"{origin}: no article text could be found in the page")
+    title = _optional_str(getattr(found, "title", None))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if title and lines and lines[0] == title:
+        lines = lines[1:]  # the headline repeated as the first line of the body
+    body = "\n\n".join(lines)
+    if not body:
+        raise CorpusError(f"{origin}: the page has a title but no article text")
+    return Article(
+        doc_id=doc_id,
+        title=title or lines[0][:120],
+        text=body,
+        source=_optional_str(getattr(found, "sitename", None)) or _optional_str(getattr(found, "hostname", None)),
+        url=url or _optional_str(getattr(found, "url", None)),
+        published=_iso_date(getattr(found, "date", None)),
+        author=_optional_str(getattr(found, "author", None)),
+        lang=_optional_str(getattr(found, "language", None)),
+        origin=origin,
+    )
+
+
+def read_html(path: Path) -> Article:
+    return extract_html(path.read_bytes(), url=None, doc_id=slugify(path.stem), origin=str(path))
+
+
+def read_text_file(path: Path) -> Article:
+    """Plain text: the first line is the title, the rest the article."""
+    try:
+        content = normalise_text(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise CorpusError(f"{path}: not UTF-8 text; convert it or remove it") from error
+    title, _, body = content.partition("\n")
+    if not title.strip() or not body.strip():
+        raise CorpusError(f"{path}: needs a title on the first line and the article below it")
+    return Article(doc_id=slugify(path.stem), title=title.strip(), text=body.strip(), origin=str(path))
+
+
+def article_markdown(article: Article) -> str:
+    """The article as a corpus file: YAML front matter, then the text."""
+    meta = {
+        key: value
+        for key, value in {
+            "title": article.title, "url": article.url, "source": article.source,
+            "published": article.published, "author": article.author, "lang": article.lang,
+        }.items()
+        if value
+    }
+    front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=1000)
+    return f"---\n{front}---\n\n{article.text}\n"
+
+
+def save_article(folder: Path, article: Article) -> Path:
+    """Write `article` as `<folder>/<doc_id>.md` atomically: a crash leaves no half-written file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{article.doc_id}.md"
+    staging = folder / f".{article.doc_id}.md.tmp"
+    staging.write_text(article_markdown(article), encoding="utf-8")
+    os.replace(staging, path)
+    return path
+
+
 def read_jsonl(path: Path) -> Iterator[Article | CorpusError]:
     """One article a line; a bad line is yielded as an error so the rest still load."""
     with path.open(encoding="utf-8") as lines:
@@ -164,6 +237,13 @@ def corpus_files(path: Path) -> list[Path]:
     raise CorpusError(f"{path}: no such file or folder; give a corpus folder or a .jsonl file")
 
 
+FILE_READERS = {
+    **{suffix: read_markdown for suffix in MARKDOWN_SUFFIXES},
+    **{suffix: read_html for suffix in HTML_SUFFIXES},
+    **{suffix: read_text_file for suffix in TEXT_SUFFIXES},
+}
+
+
 def load_corpus(paths: Iterable[Path]) -> CorpusLoad:
     """Read every article under `paths`. Bad files are named in warnings and skipped."""
     load = CorpusLoad()
@@ -187,9 +267,9 @@ def load_corpus(paths: Iterable[Path]) -> CorpusLoad:
                         load.warnings.append(str(item))
                     else:
                         accept(item)
-            elif suffix in MARKDOWN_SUFFIXES:
+            elif suffix in FILE_READERS:
                 try:
-                    accept(read_markdown(file))
+                    accept(FILE_READERS[suffix](file))
                 except CorpusError as error:
                     load.warnings.append(str(error))
             else:

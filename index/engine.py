@@ -6,13 +6,16 @@ import threading
 import time
 import unicodedata
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import faiss
 
 from index import __version__
 from index.answer import Answer, AnswerPolicy, compose_answer
 from index.build import BuildReport, Encoders, ProgressCallback, build_index
+from index.ingest import IngestReport, add_url
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
 from index.search import Hit, Searcher
 from index.settings import Settings
@@ -123,6 +126,9 @@ class Engine:
             raise VerbatimError(f"No source has the id {doc_id!r}. `verbatim sources` lists them.")
 
 
+T = TypeVar("T")
+
+
 class LiveEngine:
     """The engine a long-running front end serves from; a re-index swaps in a new one when it is ready."""
 
@@ -145,13 +151,23 @@ class LiveEngine:
 
     def reindex(self, full: bool = False, progress: ProgressCallback | None = None,
                 corpus_paths: list[Path] | None = None) -> BuildReport:
-        """Rebuild from the corpus and switch to the result; the old engine answers until then."""
+        """Re-read the corpus (only changed documents are embedded unless `full`) and switch to the
+        result; the old engine answers until then."""
+        return self._while_locked(lambda encoders: build_index(
+            self.settings, corpus_paths, encoders=encoders, progress=progress, incremental=not full))
+
+    def ingest(self, url: str, progress: ProgressCallback | None = None) -> IngestReport:
+        """Add the article at `url` to the corpus and the index, then switch to the new index."""
+        return self._while_locked(lambda encoders: add_url(self.settings, url, encoders=encoders, progress=progress))
+
+    def _while_locked(self, work: Callable[[Encoders], T]) -> T:
         if not self._reindex_lock.acquire(blocking=False):
             raise ReindexInProgressError()
         try:
             encoders = self._engine.encoders
-            report = build_index(self.settings, corpus_paths, encoders=encoders, progress=progress)
-            self._engine = Engine.load(self.settings, encoders=encoders)
-            return report
+            result = work(encoders)
+            if getattr(result, "status", "added") == "added":
+                self._engine = Engine.load(self.settings, encoders=encoders)
+            return result
         finally:
             self._reindex_lock.release()

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     reranker_model: str | None = None
     max_question_chars: int = Field(1000, ge=10, le=100_000)
 
+    # Adding articles by address
+    fetch_timeout_seconds: float = Field(15.0, gt=0, le=300)
+    fetch_max_bytes: int = Field(5_000_000, ge=10_000)
+    fetch_max_redirects: int = Field(5, ge=0, le=20)
+    fetch_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Discord
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None
@@ -53,6 +59,22 @@ class Settings(BaseSettings):
         # A comma-separated list reads better in .env than JSON.
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("fetch_allowed_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # raises ValueError with the bad entry
         return value
 
     @field_validator("discord_token", mode="before")

@@ -8,13 +8,15 @@ into place, then CURRENT is replaced atomically, so a reader never sees a half-w
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import bm25s
 import numpy as np
 
 from index.corpus import Article
-from index.errors import IndexCorruptError, IndexMissingError
+from index.errors import IndexCorruptError, IndexMissingError, ReindexInProgressError
 from index.passages import Passage, Span
 from index.vectors import build_vector_index, describe_vector_index, load_vector_index, save_vector_index
 
@@ -131,8 +133,12 @@ def write_version(root: Path, content: IndexContent) -> Path:
         manifest = replace(content.manifest, vector_index=describe_vector_index(dense))
         _write_sqlite(staging / "store.sqlite", replace(content, manifest=manifest))
         save_vector_index(dense, staging / "dense.faiss")
+        # The raw vectors too: an update copies unchanged documents' vectors instead of re-embedding,
+        # whatever kind of FAISS index serves them.
+        np.save(staging / "dense.npy", np.ascontiguousarray(content.dense, dtype=np.float32))
         if content.multilingual is not None:
             save_vector_index(build_vector_index(content.multilingual), staging / "multilingual.faiss")
+            np.save(staging / "multilingual.npy", np.ascontiguousarray(content.multilingual, dtype=np.float32))
         _write_bm25(staging / "bm25", content.bm25_terms)
         _fsync_tree(staging)
         final = versions / version_id
@@ -236,10 +242,24 @@ def remove_old_versions(root: Path) -> None:
     for folder in older[KEEP_PREVIOUS_VERSIONS:]:
         shutil.rmtree(folder, ignore_errors=True)
     for leftover in versions.glob(".tmp-*"):
-        # A staging folder from a build that was killed; never the one being written now,
-        # which belongs to this process and has been renamed already.
-        if leftover.stat().st_mtime < (dt.datetime.now().timestamp() - 3600):
-            shutil.rmtree(leftover, ignore_errors=True)
+        # Staging folders of builds that were killed. Builds hold the build lock, and this runs
+        # under it after the staging folder was renamed, so none of these is being written.
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+@contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """Only one build or update at a time per index folder, across processes."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".build.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ReindexInProgressError() from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class StoredIndex:
@@ -298,6 +318,16 @@ class StoredIndex:
             )
             for r in found
         }
+
+    def document_passages(self, doc_id: str) -> list[PassageRecord]:
+        first, last = self.doc_rows(doc_id)
+        found = self.passages(list(range(first, last)))
+        return [found[row] for row in range(first, last)]
+
+    def stored_vectors(self, name: str) -> np.ndarray | None:
+        """The raw vectors (`dense` or `multilingual`), memory-mapped; row i is passage row i."""
+        path = self.folder / f"{name}.npy"
+        return np.load(path, mmap_mode="r") if path.is_file() else None
 
     def article_text(self, doc_id: str) -> str:
         with self._lock:

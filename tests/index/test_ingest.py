@@ -1,0 +1,168 @@
+"""Adding articles by address, against a real HTTP server on loopback that the tests start."""
+
+from __future__ import annotations
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from index.build import build_index
+from index.corpus import read_markdown
+from index.engine import Engine
+from index.fetch import FetchError
+from index.ingest import add_url
+
+from tests.conftest import SEED_ARTICLE, make_settings
+
+ARTICLE_HTML = """<!doctype html><html><head><title>Dam repairs | Valley Herald</title>
+<meta property="og:site_name" content="Valley Herald"><meta name="author" content="Rana Haddad">
+<meta property="article:published_time" content="2025-04-02T08:00:00Z"></head>
+<body><nav>Home · Region · Sport</nav><article><h1>Engineers finish repairs on the Qarun dam</h1>
+<p>Engineers finished repairs on the Qarun dam on Tuesday after three weeks of work, the regional water authority said.</p>
+<p>The authority said 41 workers took part and that the reservoir would be refilled by the end of May.</p>
+<p>Farmers downstream had lost access to irrigation water while the dam was closed.</p></article>
+<footer>© Valley Herald</footer></body></html>"""
+
+
+class Pages(BaseHTTPRequestHandler):
+    routes: dict[str, tuple[int, dict[str, str], bytes, float]] = {}
+
+    def do_GET(self):  # noqa: N802 (the name http.server calls)
+        status, headers, body, delay = self.routes.get(self.path, (404, {"Content-Type": "text/plain"}, b"no", 0))
+        time.sleep(delay)
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        if "Content-Length" not in headers:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    Pages.routes = {}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def html(body: str, status: int = 200, delay: float = 0.0, content_type: str = "text/html; charset=utf-8"):
+    return (status, {"Content-Type": content_type}, body.encode("utf-8"), delay)
+
+
+@pytest.fixture
+def library(tmp_path, encoders):
+    """A corpus holding the seed article, indexed, with loopback allowed for the test server."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / SEED_ARTICLE.name).write_bytes(SEED_ARTICLE.read_bytes())
+    settings = make_settings(tmp_path, corpus, fetch_allowed_networks=["127.0.0.1/32"], fetch_timeout_seconds=2,
+                             fetch_max_bytes=50_000)
+    build_index(settings, encoders=encoders)
+    return settings
+
+
+def test_add_by_url_end_to_end(server, library, encoders):
+    _, base = server
+    Pages.routes["/news/dam-repairs"] = html(ARTICLE_HTML)
+    report = add_url(library, f"{base}/news/dam-repairs", encoders=encoders)
+
+    assert report.status == "added"
+    saved = read_markdown(report.path)
+    assert report.path.parent == library.corpus_dir and report.path.suffix == ".md"
+    assert saved.title == "Engineers finish repairs on the Qarun dam"
+    assert saved.source == "Valley Herald" and saved.published == "2025-04-02" and saved.author == "Rana Haddad"
+    assert saved.url == f"{base}/news/dam-repairs"
+    assert "41 workers" in saved.text and "Home · Region" not in saved.text
+    assert report.build.embedded_documents == 1 and report.build.added == [saved.doc_id]
+
+    answer = Engine.load(library, encoders=encoders).ask("How many workers took part in the dam repairs?")
+    assert answer.answered and "41 workers" in answer.text
+    assert answer.citations[0].doc_id == saved.doc_id and answer.citations[0].source == "Valley Herald"
+
+
+def test_the_same_url_or_text_twice_is_a_duplicate(server, library, encoders):
+    _, base = server
+    Pages.routes["/a"] = html(ARTICLE_HTML)
+    Pages.routes["/copy"] = html(ARTICLE_HTML.replace("<nav>Home · Region · Sport</nav>", ""))
+    first = add_url(library, f"{base}/a", encoders=encoders)
+    files = sorted(library.corpus_dir.iterdir())
+    again = add_url(library, f"{base}/a#comments", encoders=encoders)
+    copy = add_url(library, f"{base}/copy", encoders=encoders)
+    assert again.status == "duplicate" and "address" in again.reason and again.article.doc_id == first.article.doc_id
+    assert copy.status == "duplicate" and "same text" in copy.reason
+    assert sorted(library.corpus_dir.iterdir()) == files
+
+
+@pytest.mark.parametrize(
+    "route, message",
+    [
+        (html('{"a": 1}', content_type="application/json"), "not a web page"),
+        ((200, {"Content-Type": "application/pdf"}, b"%PDF-1.4", 0.0), "not a web page"),
+        (html("<p>" + "x" * 60_000 + "</p>"), "bytes"),
+        ((200, {"Content-Type": "text/html", "Content-Length": "900000000"}, b"<p>tiny</p>", 0.0), "900,000,000 bytes"),
+        (html(ARTICLE_HTML, delay=4.0), "did not answer within 2 s"),
+        (html("gone", status=404), "HTTP 404"),
+        ((302, {"Location": "http://10.20.30.40/secret", "Content-Type": "text/html"}, b"", 0.0), "10.20.30.40"),
+        ((301, {"Location": "http://169.254.169.254/latest/meta-data", "Content-Type": "text/html"}, b"", 0.0),
+         "169.254.169.254"),
+    ],
+    ids=["json", "pdf", "oversized", "oversized-declared", "timeout", "not-found", "redirect-private",
+         "redirect-metadata"],
+)
+def test_bad_pages_are_refused_and_nothing_is_added(server, library, encoders, route, message):
+    _, base = server
+    Pages.routes["/page"] = route
+    before = sorted(p.name for p in library.corpus_dir.iterdir())
+    with pytest.raises(FetchError, match=message):
+        add_url(library, f"{base}/page", encoders=encoders)
+    assert sorted(p.name for p in library.corpus_dir.iterdir()) == before
+
+
+def test_redirect_chain_to_a_public_copy_is_followed_and_checked(server, library, encoders):
+    _, base = server
+    Pages.routes["/short"] = (302, {"Location": "/news/full", "Content-Type": "text/html"}, b"", 0.0)
+    Pages.routes["/news/full"] = html(ARTICLE_HTML)
+    assert add_url(library, f"{base}/short", encoders=encoders).status == "added"
+
+
+def test_loopback_is_refused_unless_allowed(server, library, encoders):
+    _, base = server
+    Pages.routes["/a"] = html(ARTICLE_HTML)
+    strict = library.model_copy(update={"fetch_allowed_networks": []})
+    with pytest.raises(FetchError, match="only fetches public web pages"):
+        add_url(strict, f"{base}/a", encoders=encoders)
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.org/file", "javascript:alert(1)", ""])
+def test_things_that_are_not_addresses_get_a_clear_message(library, url):
+    with pytest.raises(FetchError, match="not a web address"):
+        add_url(library, url)
+
+
+def test_html_and_text_files_in_the_corpus_are_indexed(tmp_path, encoders):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "dam.html").write_text(ARTICLE_HTML, encoding="utf-8")
+    (corpus / "note.txt").write_text("Council vote\n\nThe council voted 7 to 2 to close the bridge.\n", encoding="utf-8")
+    settings = make_settings(tmp_path, corpus)
+    report = build_index(settings, encoders=encoders)
+    assert report.documents == 2 and not report.warnings
+    engine = Engine.load(settings, encoders=encoders)
+    titles = {d.doc_id: d.title for d in engine.sources()}
+    assert titles == {"dam": "Engineers finish repairs on the Qarun dam", "note": "Council vote"}
+    assert "7 to 2" in engine.ask("How did the council vote on the bridge?").text

@@ -1,0 +1,174 @@
+"""Incremental, crash-safe and online re-indexing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from index.build import build_index
+from index.corpus import Article, save_article
+from index.engine import Engine, LiveEngine
+from index.errors import ReindexInProgressError
+from index.store import VERSIONS_DIR, build_lock, current_version
+
+from tests.conftest import SEED_ARTICLE, make_settings
+
+TOWNS = ["Aleppo", "Homs", "Hama", "Idlib", "Daraa", "Raqqa", "Deir ez-Zor", "Tartus", "Jableh", "Baniyas"]
+
+
+def town_article(number: int, detail: str = "") -> Article:
+    town = TOWNS[number % len(TOWNS)]
+    text = (
+        f"Officials in {town} said {number * 7 + 3} families had returned to the district this month. "
+        f"Schools in {town} reopened on a Sunday after repairs to {number + 2} classrooms. {detail}\n\n"
+        f"Aid groups in {town} asked for more water trucks, saying demand had doubled since winter."
+    )
+    return Article(doc_id=f"town-{number:03d}", title=f"Returns to {town} ({number})", text=text.strip(),
+                   source="Test Wire", url=f"https://example.org/towns/{number}", published="2025-05-01")
+
+
+def corpus_with(tmp_path: Path, count: int) -> Path:
+    corpus = tmp_path / "corpus"
+    for number in range(count):
+        save_article(corpus, town_article(number))
+    return corpus
+
+
+def test_update_embeds_only_new_and_changed_documents(tmp_path, encoders):
+    corpus = corpus_with(tmp_path, 6)
+    settings = make_settings(tmp_path, corpus)
+    first = build_index(settings, encoders=encoders)
+    assert first.embedded_documents == 6
+
+    save_article(corpus, town_article(1, detail="A new clinic opened with 12 beds."))  # changed
+    (corpus / "town-002.md").unlink()  # removed
+    save_article(corpus, town_article(42))  # added
+    update = build_index(settings, encoders=encoders, incremental=True)
+
+    assert (update.added, update.changed, update.removed) == (["town-042"], ["town-001"], ["town-002"])
+    assert update.embedded_documents == 2 and update.documents == 6
+    passages_of_changed = Engine.load(settings, encoders=encoders).source("town-001").passage_count
+    assert update.embedded_passages == passages_of_changed + Engine.load(settings, encoders=encoders).source("town-042").passage_count
+
+    engine = Engine.load(settings, encoders=encoders)
+    assert "12 beds" in engine.ask("How many beds does the new clinic have?").text
+    assert engine.source("town-002") is None
+    # Reused vectors are the same as freshly computed ones: a full build agrees with the update.
+    fresh = make_settings(tmp_path / "fresh", corpus)
+    build_index(fresh, encoders=encoders)
+    for query in ["families returned to Homs", "water trucks in Idlib"]:
+        assert [h.passage_id for h in Engine.load(fresh, encoders=encoders).search(query)] == [
+            h.passage_id for h in engine.search(query)
+        ]
+    nothing = build_index(settings, encoders=encoders, incremental=True)
+    assert nothing.embedded_documents == 0 and (nothing.added, nothing.changed, nothing.removed) == ([], [], [])
+
+
+def test_a_second_build_at_the_same_time_is_told_one_is_running(tmp_path, encoders):
+    settings = make_settings(tmp_path, corpus_with(tmp_path, 1))
+    with build_lock(settings.index_dir):
+        with pytest.raises(ReindexInProgressError, match="already running"):
+            build_index(settings, encoders=encoders)
+
+
+def test_a_reader_keeps_answering_while_an_update_runs(tmp_path, encoders):
+    corpus = corpus_with(tmp_path, 3)
+    settings = make_settings(tmp_path, corpus)
+    build_index(settings, encoders=encoders)
+    live = LiveEngine(settings, Engine.load(settings, encoders=encoders))
+    old = live.current
+    save_article(corpus, town_article(7, detail="The new mayor is Salma Idris."))
+
+    writing = threading.Event()
+    release = threading.Event()
+
+    def progress(event):
+        if event.stage == "writing":
+            writing.set()
+            assert release.wait(60)
+
+    worker = threading.Thread(target=lambda: live.reindex(progress=progress))
+    worker.start()
+    assert writing.wait(120)
+    # Mid-update: the served engine is still the old one and answers; a second re-index is refused.
+    assert live.current is old and live.reindexing
+    assert "families" in old.ask("How many families returned to Homs?").text
+    with pytest.raises(ReindexInProgressError):
+        live.reindex()
+    release.set()
+    worker.join(120)
+    assert live.current is not old
+    assert "Salma Idris" in live.current.ask("Who is the new mayor?").text
+    assert old.ask("How many families returned to Homs?").answered  # the old version is still readable
+
+
+BUILD_SCRIPT = """
+import sys
+from index.build import build_index
+from index.settings import Settings
+settings = Settings(_env_file=None, corpus_dir=sys.argv[1], data_dir=sys.argv[2])
+def progress(event):
+    print(event.stage, flush=True)
+build_index(settings, progress=progress, incremental=sys.argv[3] == "update")
+print("finished", flush=True)
+"""
+
+
+def tree_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        digest.update(path.name.encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize("stage", ["reading", "splitting", "embedding", "embedding (multilingual)", "writing"])
+def test_killing_a_build_leaves_the_previous_index_working(tmp_path, encoders, stage):
+    corpus = corpus_with(tmp_path, 40)
+    settings = make_settings(tmp_path, corpus)
+    build_index(settings, encoders=encoders)
+    served = current_version(settings.index_dir)
+    save_article(corpus, town_article(99, detail="The bridge to the port was rebuilt."))
+    corpus_before = tree_hash(corpus)
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", BUILD_SCRIPT, str(corpus), str(settings.data_dir), "build"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        for line in process.stdout:
+            if line.strip() == stage:
+                process.send_signal(signal.SIGKILL)
+                break
+    finally:
+        process.kill()
+        process.wait(60)
+
+    assert tree_hash(corpus) == corpus_before, "the corpus is never touched by a build"
+    now = current_version(settings.index_dir)
+    if stage != "writing":  # killed while writing, it may or may not have switched: either loads
+        assert now == served, "the build was killed before it switched, so the served version is unchanged"
+    engine = Engine.load(settings, encoders=encoders)
+    assert engine.ask("How many families returned to Homs?").answered
+    # The next build cleans up what the killed one left half-written.
+    build_index(settings, encoders=encoders, incremental=True)
+    leftovers = [p.name for p in (settings.index_dir / VERSIONS_DIR).iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers == []
+    assert "bridge to the port" in Engine.load(settings, encoders=encoders).ask("What was rebuilt?").text
+
+
+def test_old_versions_are_cleaned_up(tmp_path, encoders):
+    settings = make_settings(tmp_path, corpus_with(tmp_path, 1))
+    for _ in range(4):
+        build_index(settings, encoders=encoders)
+    versions = [p for p in (settings.index_dir / VERSIONS_DIR).iterdir() if not p.name.startswith(".")]
+    assert len(versions) == 2  # the current one and the one before, for readers still holding it
