@@ -106,3 +106,18 @@ def test_start_without_token_or_terminal_answers_a_sample_question(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "building it" in result.stderr
     assert "973" in result.stdout and "[1]" in result.stdout and "timesofisrael.com" in result.stdout
+
+
+def test_index_status_and_update_show_what_changed(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_ARTICLE, corpus)
+    env = {"DATA_DIR": str(tmp_path / "var"), "CORPUS_DIR": str(corpus), "INDEX_DIR": ""}
+    assert run(["index", "build"], extra_env=env).returncode == 0
+    (corpus / "note.txt").write_text("Council vote\n\nThe council voted 7 to 2 to close the bridge.\n", encoding="utf-8")
+    status = json.loads(run(["index", "status", "--json"], extra_env=env).stdout)
+    assert status["corpus"]["added"] == ["note"] and status["model_matches"] is True
+    assert status["index"]["documents"] == 1 and status["index"]["model"] == "all-MiniLM-L6-v2"
+    update = run(["index", "update"], extra_env=env)
+    assert update.returncode == 0 and "1 passages of 1 documents embedded" in update.stdout
+    assert "up to date" in run(["index", "status"], extra_env=env).stdout
