@@ -132,9 +132,16 @@ async def test_messages_not_meant_for_the_bot_are_left_alone(env, guild, channel
     assert bot_messages(env) == []
 
 
-async def test_an_empty_mention_gets_a_hint(env, channel, alice):
+async def test_an_empty_mention_gets_a_hint_and_an_empty_reply_nothing(env, channel, alice):
     await alice.send(channel, f"<@{env.bot.user.id}>")
-    assert "Ask me something after the mention" in channel.last_message.content
+    hint = channel.last_message
+    assert "Ask me something after the mention" in hint.content
+
+    await alice.send(channel, f"<@{env.bot.user.id}> How many civilians were killed?")
+    answer = channel.last_message
+    await alice.send(channel, "", reply_to=answer, attachments=[("photo.png", b"not really a photo")])
+    assert channel.last_message.author.id == alice.id  # an image-only reply is not a question
+    assert len(bot_messages(env)) == 2
 
 
 async def test_mentions_outside_the_allowed_channels_are_ignored(env, guild, channel, alice, settings):

@@ -134,12 +134,16 @@ class Ask(commands.Cog):
         if me is None or message.author.bot or message.guild is None or not self._allowed(message.channel):
             return None, None
         earlier = self._replied_question(message)
-        mentioned = any(user.id == me.id for user in message.mentions) or (
-            message.guild.self_role is not None and message.guild.self_role in message.role_mentions
-        )
-        if not mentioned and earlier is None:
-            return None, None  # note: `@everyone` is not a mention of the bot, on purpose
-        return strip_mentions(message.content), earlier
+        role = message.guild.self_role  # the bot's own role, which members sometimes mention instead
+        typed = me.id in message.raw_mentions or (role is not None and role.id in message.raw_role_mentions)
+        # `mentions` also holds the author of a message replied to with a ping; `@everyone` is not
+        # a mention of the bot, on purpose.
+        if not typed and earlier is None and all(user.id != me.id for user in message.mentions):
+            return None, None
+        question = strip_mentions(message.content)
+        if not question and not typed:
+            return None, None  # an image-only reply, or text Discord does not let the bot read: not a question
+        return question, earlier
 
     def _replied_question(self, message: discord.Message) -> str | None:
         reference = message.reference
