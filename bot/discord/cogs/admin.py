@@ -74,5 +74,7 @@ class Admin(commands.Cog):
         finally:
             await reporter.finish()
         await asyncio.to_thread(self.bot.catalog.refresh, self.bot.live.current)
-        log.info("re-index done: %s documents, %s passages in %.1f s", report.documents, report.passages, report.seconds)
-        await interaction.edit_original_response(content=None, embed=formatting.reindex_embed(report), allowed_mentions=NONE)
+        log.info("re-index done: %s documents, %s passages in %.1f s",
+                 report.documents, report.passages, report.seconds)
+        summary = formatting.reindex_embed(report)
+        await interaction.edit_original_response(content=None, embed=summary, allowed_mentions=NONE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -62,6 +63,23 @@ def strip_mentions(text: str) -> str:
     return " ".join(_MENTION.sub(" ", text or "").split())
 
 
+async def post_answer(
+    answer: Any, scope: str, send: Callable[[bool, dict[str, Any]], Awaitable[discord.Message | None]]
+) -> None:
+    """Send an answer as one or more messages; `send(first, kwargs)` posts one, the "Show quotes" button
+    goes under the last."""
+    messages = formatting.answer_messages(answer, scope=scope)
+    view = QuotesView(answer) if answer.citations else None
+    for number, embeds in enumerate(messages, start=1):
+        last = number == len(messages)
+        kwargs: dict[str, Any] = {"embeds": embeds, "allowed_mentions": NONE}
+        if last and view:
+            kwargs["view"] = view
+        sent = await send(number == 1, kwargs)
+        if last and view:
+            view.message = sent
+
+
 def question_cooldown(interaction: discord.Interaction) -> bool:
     """App-command check: one question per user per `ask_cooldown_seconds`."""
     cooldown = interaction.client.question_cooldown  # type: ignore[attr-defined]
@@ -86,18 +104,12 @@ class Ask(commands.Cog):
         engine = self.bot.live.current  # one engine for the whole command, even if a re-index swaps it
         doc_id, scope = await asyncio.to_thread(self._scope, engine, source)
         answer = await asyncio.to_thread(engine.ask, strip_mentions(question), doc_id=doc_id)
-        messages = formatting.answer_messages(answer, scope=scope)
-        view = QuotesView(answer) if answer.citations else None
-        for number, embeds in enumerate(messages, start=1):
-            last = number == len(messages)
-            sent = await interaction.followup.send(
-                embeds=embeds, view=view if last and view else discord.utils.MISSING, allowed_mentions=NONE, wait=True
-            )
-            if last and view:
-                view.message = sent
+        await post_answer(answer, scope, lambda _first, kwargs: interaction.followup.send(wait=True, **kwargs))
 
     @ask.autocomplete("source")
-    async def ask_source_autocomplete(self, _interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    async def ask_source_autocomplete(
+        self, _interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         return self.bot.catalog.choices(current)
 
     def _scope(self, engine: Any, source: str | None) -> tuple[str | None, str]:
@@ -167,22 +179,15 @@ class Ask(commands.Cog):
             return
         wait = self.bot.question_cooldown.retry_after(message.author.id)
         if wait:
-            await message.reply(user_message(self.bot.question_cooldown.error(wait)), mention_author=False, allowed_mentions=NONE)
+            text = user_message(self.bot.question_cooldown.error(wait))
+            await message.reply(text, mention_author=False, allowed_mentions=NONE)
             return
         engine = self.bot.live.current
         async with message.channel.typing():  # the mention equivalent of "thinking…"
             answer = await asyncio.to_thread(engine.ask, question, context=context)
             _doc, scope = await asyncio.to_thread(self._scope, engine, None)
-        messages = formatting.answer_messages(answer, scope=scope)
-        view = QuotesView(answer) if answer.citations else None
-        for number, embeds in enumerate(messages, start=1):
-            last = number == len(messages)
-            kwargs: dict[str, Any] = {"embeds": embeds, "allowed_mentions": NONE}
-            if last and view:
-                kwargs["view"] = view
-            if number == 1:
-                sent = await message.reply(mention_author=False, **kwargs)
-            else:
-                sent = await message.channel.send(**kwargs)
-            if last and view:
-                view.message = sent
+
+        def send(first: bool, kwargs: dict[str, Any]) -> Awaitable[discord.Message]:
+            return message.reply(mention_author=False, **kwargs) if first else message.channel.send(**kwargs)
+
+        await post_answer(answer, scope, send)

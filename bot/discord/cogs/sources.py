@@ -101,7 +101,9 @@ class Sources(commands.Cog):
         await interaction.followup.send(embed=formatting.source_card(doc), allowed_mentions=NONE)
 
     @source.autocomplete("id")
-    async def source_autocomplete(self, _interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    async def source_autocomplete(
+        self, _interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
         return self.bot.catalog.choices(current)
 
     @app_commands.command(name="search", description="Show the passages that best match a query, with scores.")
