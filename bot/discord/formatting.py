@@ -379,6 +379,25 @@ def reindex_embed(report: Any) -> discord.Embed:
     return fit_embed(embed)
 
 
+def ingest_embed(report: Any) -> discord.Embed:
+    article = report.article
+    if report.status != "added":
+        embed = discord.Embed(title="Already in the corpus", colour=DECLINED_COLOUR)
+        embed.description = f"Not added: {escape(report.reason or 'it is a duplicate')}."
+    else:
+        embed = discord.Embed(title="Article added", colour=COLOUR)
+        build = report.build
+        embed.description = "The new index is answering now." + (
+            f" {build.documents} documents, {build.passages} passages ({build.seconds:.1f} s)." if build else ""
+        )
+    if article is not None:
+        embed.add_field(name="Article", value=escape(source_label(article)), inline=False)
+        embed.add_field(name="Id", value=f"`{article.doc_id}`", inline=False)
+        if article.url:
+            embed.add_field(name="Link", value=article.url, inline=False)
+    return fit_embed(embed)
+
+
 def about_embed(info: Any) -> discord.Embed:
     embed = discord.Embed(
         title="About Verbatim",

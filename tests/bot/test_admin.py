@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import discord
 import pytest
@@ -19,7 +20,8 @@ from tests.bot.conftest import SETTLE_TIMEOUT, bot_settings, wait_until, write_a
 @pytest.fixture
 def own_settings(tmp_path, encoders):
     """An index of its own: these tests change the corpus and swap the engine."""
-    settings = bot_settings(tmp_path)
+    # Loopback is refused by default; these tests serve an article page from it.
+    settings = bot_settings(tmp_path, fetch_allowed_networks=["127.0.0.1/32"], fetch_timeout_seconds=5)
     build_index(settings, encoders=encoders)
     return settings
 
@@ -137,3 +139,60 @@ async def test_reindex_updates_while_the_bot_keeps_answering(env, guild, channel
     assert "Monday" in answer.response.embeds[0].description
     choices = await bob.autocomplete(channel, "source", "id", "harbour")
     assert [c["value"] for c in choices] == ["harbour"]
+
+
+ARTICLE_PAGE = b"""<!doctype html><html><head><title>Dam repairs | Valley Herald</title>
+<meta property="og:site_name" content="Valley Herald">
+<meta property="article:published_time" content="2025-04-02T08:00:00Z"></head>
+<body><article><h1>Engineers finish repairs on the Qarun dam</h1>
+<p>Engineers finished repairs on the Qarun dam on Tuesday after three weeks of work, the water authority said.</p>
+<p>The authority said 41 workers took part and that the reservoir would be refilled by the end of May.</p>
+</article></body></html>"""
+
+
+@pytest.fixture
+def news_site():
+    """A web server on loopback with one article page, as a news site would serve it."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the name http.server calls)
+            self.send_response(200 if self.path == "/dam" else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(ARTICLE_PAGE)))
+            self.end_headers()
+            self.wfile.write(ARTICLE_PAGE)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_ingest_adds_an_article_by_address(env, channel, admin, alice, news_site):
+    assert "ingest" not in alice.available_commands(channel)
+
+    added = await admin.slash(channel, "ingest", url=f"{news_site}/dam")
+    card = added.response.embeds[0]
+    assert added.ephemeral and card.title == "Article added"
+    fields = {f.name: f.value for f in card.fields}
+    assert fields["Article"].startswith("Engineers finish repairs on the Qarun dam")
+    assert fields["Link"] == f"{news_site}/dam"
+
+    answer = await alice.slash(channel, "ask", question="When did engineers finish repairs on the Qarun dam?")
+    assert "on Tuesday" in answer.response.embeds[0].description
+    assert "Engineers finish repairs" in answer.response.embeds[0].fields[0].value
+
+    again = await admin.slash(channel, "ingest", url=f"{news_site}/dam")
+    assert again.response.embeds[0].title == "Already in the corpus"
+
+
+async def test_ingest_of_a_bad_address_says_what_is_wrong(env, channel, admin, news_site):
+    result = await admin.slash(channel, "ingest", url="not a link")
+    assert "not a web address" in result.response.content
+    missing = await admin.slash(channel, "ingest", url=f"{news_site}/gone")
+    assert "HTTP 404" in missing.response.content
+    assert len(env.errors) == 2

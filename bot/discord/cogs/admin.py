@@ -1,12 +1,17 @@
-"""/reindex: re-read corpus/ and swap in the new index while the current one keeps answering."""
+"""/reindex and /ingest: change the corpus and swap in the new index while the current one keeps answering.
+
+Both are for members with Manage Server: `default_permissions` hides them from everyone else in the
+client, and `has_permissions` refuses them at run time if a server shows them to someone anyway.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -19,6 +24,8 @@ if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
 
 log = logging.getLogger("verbatim.discord.admin")
+
+T = TypeVar("T")
 
 
 class ProgressReporter:
@@ -60,21 +67,36 @@ class Admin(commands.Cog):
         self.bot = bot
 
     @app_commands.command(name="reindex", description="Re-read corpus/ and update the index (Manage Server).")
-    @app_commands.describe(full="Rebuild every article instead of only what changed")
+    @app_commands.describe(full="Embed every article again instead of only new and changed ones")
     @app_commands.guild_only()
-    @app_commands.default_permissions(manage_guild=True)  # hides the command from other members...
-    @app_commands.checks.has_permissions(manage_guild=True)  # ...and this refuses it if they get at it anyway
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
     async def reindex(self, interaction: discord.Interaction, full: bool = False) -> None:
-        await interaction.response.defer(thinking=True, ephemeral=True)
         log.info("re-index (full=%s) started by user %s", full, interaction.user.id)
-        reporter = ProgressReporter(interaction)
-        try:
-            # Blocking work in a thread: the bot keeps answering from the current index meanwhile.
-            report = await asyncio.to_thread(self.bot.live.reindex, full=full, progress=reporter)
-        finally:
-            await reporter.finish()
-        await asyncio.to_thread(self.bot.catalog.refresh, self.bot.live.current)
+        report = await self._update(interaction, lambda progress: self.bot.live.reindex(full=full, progress=progress))
         log.info("re-index done: %s documents, %s passages in %.1f s",
                  report.documents, report.passages, report.seconds)
         summary = formatting.reindex_embed(report)
         await interaction.edit_original_response(content=None, embed=summary, allowed_mentions=NONE)
+
+    @app_commands.command(name="ingest", description="Add the article at a web address to the corpus (Manage Server).")
+    @app_commands.describe(url="The article's full address, https://…")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def ingest(self, interaction: discord.Interaction, url: str) -> None:
+        log.info("ingest of %r started by user %s", url, interaction.user.id)
+        report = await self._update(interaction, lambda progress: self.bot.live.ingest(url, progress=progress))
+        summary = formatting.ingest_embed(report)
+        await interaction.edit_original_response(content=None, embed=summary, allowed_mentions=NONE)
+
+    async def _update(self, interaction: discord.Interaction, work: Callable[[ProgressReporter], T]) -> T:
+        """Run a corpus change off the event loop, showing its progress; the old index answers meanwhile."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        reporter = ProgressReporter(interaction)
+        try:
+            result = await asyncio.to_thread(work, reporter)
+        finally:
+            await reporter.finish()  # so no late progress edit can overwrite the summary
+        await asyncio.to_thread(self.bot.catalog.refresh, self.bot.live.current)
+        return result
