@@ -50,8 +50,9 @@ def live(bot_index, encoders) -> LiveEngine:
 
 
 @pytest.fixture
-def settings(bot_index) -> Settings:
-    return bot_index
+def settings(bot_index, request) -> Settings:
+    """The session's settings; a test changes some with `@pytest.mark.parametrize("settings", [{...}], indirect=True)`."""
+    return bot_index.model_copy(update=getattr(request, "param", {}))
 
 
 @pytest.fixture

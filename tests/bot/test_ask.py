@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import discord
+import pytest
 from discord import app_commands
 
 from bot.discord.formatting import ANSWER_FOOTER_PREFIX
@@ -146,6 +147,7 @@ async def test_an_empty_mention_gets_a_hint_and_an_empty_reply_nothing(env, chan
 
 async def test_mentions_outside_the_allowed_channels_are_ignored(env, guild, channel, alice, settings):
     allowed = guild.create_text_channel("ask-here")
+    # Channel ids exist only once the simulated Discord runs, so the allow-list is set on the running bot.
     env.bot.settings = settings.model_copy(update={"allowed_channel_ids": [allowed.id]})
     me = env.bot.user
 
@@ -185,9 +187,8 @@ async def test_everyone_and_role_mentions_in_a_question_ping_nobody(env, guild, 
     assert all(b.get("allowed_mentions", {}).get("parse") == [] for b in messages), messages
 
 
-async def test_cooldown_is_per_user_and_friendly(env, channel, alice, bob, settings, live):
-    env.bot.question_cooldown.seconds = 30.0  # the setting, as read when the bot was built
-
+@pytest.mark.parametrize("settings", [{"ask_cooldown_seconds": 30}], indirect=True)
+async def test_cooldown_is_per_user_and_friendly(env, channel, alice, bob):
     first = await alice.slash(channel, "ask", question="How many civilians were killed?")
     assert first.response.embeds
 
