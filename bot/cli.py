@@ -337,7 +337,7 @@ def run() -> None:
         fail("DISCORD_TOKEN is not set. Put the bot's token in .env (see docs/discord.md).")
     from bot.discord.client import run_bot
 
-    run_bot(settings)
+    guarded(lambda: run_bot(settings))
 
 
 @app.command()
