@@ -55,7 +55,9 @@ class Encoders:
     @classmethod
     def load(cls, settings: Settings) -> "Encoders":
         return cls(
-            dense=SentenceTransformerEncoder(settings.embedding_model, batch_size=settings.embedding_batch_size),
+            dense=SentenceTransformerEncoder(settings.embedding_model, batch_size=settings.embedding_batch_size,
+                                             backend=settings.embedding_backend,
+                                             cache_dir=settings.data_dir / "models"),
             multilingual=load_multilingual(settings.multilingual_model, batch_size=settings.embedding_batch_size),
         )
 

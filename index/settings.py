@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     multilingual_model: str = "usem3"
     embedding_batch_size: int = Field(32, ge=1, le=1024)
 
+    # Speed
+    embedding_backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    vector_index: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
+    vector_index_threshold: int = Field(200_000, ge=1)
+    approximate_index: Literal["hnsw", "ivf"] = "hnsw"
+    hnsw_ef_search: int = Field(128, ge=1, le=4096)
+    ivf_nprobe: int = Field(48, ge=1, le=65536)
+
     # Passages
     passage_max_tokens: int = Field(128, ge=16, le=8192)
     passage_overlap_sentences: int = Field(1, ge=0, le=5)
