@@ -25,11 +25,11 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(32, ge=1, le=1024)
 
     # Speed
-    embedding_backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    embedding_backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     vector_index: Literal["auto", "flat", "hnsw", "ivf"] = "auto"
     vector_index_threshold: int = Field(200_000, ge=1)
-    approximate_index: Literal["hnsw", "ivf"] = "hnsw"
-    hnsw_ef_search: int = Field(128, ge=1, le=4096)
+    approximate_index: Literal["hnsw", "ivf"] = "ivf"
+    hnsw_ef_search: int = Field(192, ge=1, le=4096)
     ivf_nprobe: int = Field(48, ge=1, le=65536)
 
     # Passages

@@ -3,10 +3,11 @@
 Small corpora get exact search (a flat index). From `VectorIndexPolicy.threshold` vectors on, exact
 search costs too much per question (it reads every vector), so an approximate index serves them:
 
-- `hnsw`: a graph over 8-bit scalar-quantised vectors (`HNSW32,SQ8`). Fastest and most accurate
-  per question; slow to build (about 17 minutes for 1M vectors on 2 cores).
-- `ivf`: inverted lists over 8-bit scalar-quantised vectors (`IVF<nlist>,SQ8`), each question
-  scanning `nprobe` of them. Builds in minutes; a little slower and less accurate per question.
+- `ivf` (the default): inverted lists over 8-bit scalar-quantised vectors (`IVF<4·√n>,SQ8`), each
+  question scanning `nprobe` of them. At 1M passages: built in ~3 minutes on 2 cores, recall@10
+  0.97 against exact search at nprobe 48, well under 1 ms a question.
+- `hnsw`: a graph over 8-bit scalar-quantised vectors (`HNSW32,SQ8`). As accurate and as fast per
+  question (0.97 at efSearch 192), but ~3x slower to build, and its graph is held in memory.
 
 Either holds a vector in a quarter of the space of a float one, so a 1M-passage index fits in memory
 with room to spare. Vectors are loaded memory-mapped where FAISS allows (flat codes and HNSW codes:
@@ -38,10 +39,10 @@ class VectorIndexPolicy:
 
     kind: VectorIndexKind = "auto"  # auto: flat below `threshold` vectors, else `approximate`
     threshold: int = 200_000
-    approximate: Literal["hnsw", "ivf"] = "hnsw"
+    approximate: Literal["hnsw", "ivf"] = "ivf"
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 128
+    hnsw_ef_search: int = 192
     ivf_nprobe: int = 48  # of about 4·√n lists
 
     @classmethod

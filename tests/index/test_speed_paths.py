@@ -43,8 +43,13 @@ def int8_encoder() -> SentenceTransformerEncoder:
     return SentenceTransformerEncoder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=cache)
 
 
-def test_the_default_backend_is_onnx_int8():
-    assert Settings(_env_file=None).embedding_backend == "onnx-int8"
+def test_the_default_backend_is_onnx_with_torch_s_vectors(torch_encoder):
+    assert Settings(_env_file=None).embedding_backend == "onnx"
+    cache = Settings(_env_file=None).data_dir / "models"
+    encoder = SentenceTransformerEncoder("all-MiniLM-L6-v2", backend="onnx", cache_dir=cache)
+    assert encoder.backend == "onnx", encoder.backend_note
+    assert np.allclose(encoder.encode_passages(PASSAGES), torch_encoder.encode_passages(PASSAGES), atol=1e-4)
+    assert np.allclose(encoder.encode_queries(QUESTIONS), torch_encoder.encode_queries(QUESTIONS), atol=1e-4)
 
 
 def test_onnx_int8_agrees_with_torch(torch_encoder, int8_encoder):
@@ -83,6 +88,7 @@ def test_the_export_is_cached_and_reused(int8_encoder, monkeypatch):
         raise AssertionError("exported again")
 
     monkeypatch.setattr(embedders, "_export", no_export)
+    monkeypatch.setattr(embedders, "_add_int8", no_export)
     again = SentenceTransformerEncoder("all-MiniLM-L6-v2", backend="onnx-int8", cache_dir=cache.parent)
     assert again.backend == "onnx-int8"
 
