@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import bm25s
 import faiss
 import numpy as np
 
@@ -53,11 +55,13 @@ class Retrieval:
     query_vector: np.ndarray | None
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int) -> Ranking:
+def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int, weights: Sequence[float] | None = None) -> Ranking:
+    """Each list adds weight / (k + rank) for every row it holds (rank from 1); ties keep first-seen order."""
+    weights = weights if weights is not None else [1.0] * len(rankings)
     fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (row, _score) in enumerate(ranking):
-            fused[row] = fused.get(row, 0.0) + 1.0 / (k + rank + 1)
+    for ranking, weight in zip(rankings, weights):
+        for rank, (row, _score) in enumerate(ranking, start=1):
+            fused[row] = fused.get(row, 0.0) + weight / (k + rank)
     return sorted(fused.items(), key=lambda item: -item[1])
 
 
@@ -75,12 +79,39 @@ def weighted_fusion(rankings: Sequence[Ranking], weights: Sequence[float]) -> Ra
     return sorted(fused.items(), key=lambda item: -item[1])
 
 
+def aggregate_documents(fused: Ranking, doc_of: Sequence[str] | dict[int, str], mode: str) -> Ranking:
+    """Reorder passages by their document's strength, keeping each document's passages in order.
+
+    `max`: a document is as strong as its best passage (the fused order, unchanged).
+    `sum`: a document adds up its passages' scores, so one with several matching passages rises.
+    """
+    if mode != "sum" or not fused:
+        return fused
+    totals: dict[str, float] = {}
+    for row, score in fused:
+        totals[doc_of[row]] = totals.get(doc_of[row], 0.0) + score
+    order = {doc: position for position, doc in enumerate(sorted(totals, key=lambda d: -totals[d]))}
+    return sorted(fused, key=lambda item: order[doc_of[item[0]]])
+
+
+def near_duplicate(a: frozenset[str], b: frozenset[str], threshold: float) -> bool:
+    """Two passages say the same when their word sets overlap by `threshold` (Jaccard) or one holds the other."""
+    if not a or not b:
+        return a == b
+    if threshold >= 1.0:
+        return a == b
+    shared = len(a & b)
+    return shared / len(a | b) >= threshold or shared == min(len(a), len(b)) and min(len(a), len(b)) >= 8
+
+
 class Searcher:
     def __init__(self, stored: StoredIndex, encoders: Encoders, settings: Settings) -> None:
         self.stored = stored
         self.encoders = encoders
         self.settings = settings
         self._bm25_idf = _bm25_idf(stored)
+        self._doc_of_row: list[str] | None = None
+        self._titles = TitleIndex(stored)
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of an analysed term over passages (unseen terms score highest)."""
@@ -94,77 +125,190 @@ class Searcher:
         n = max(self.stored.passage_count, 1)
         return float(np.log(1 + (n + 0.5) / 0.5))
 
+    @property
+    def reranker(self) -> "Reranker | None":
+        name = self.settings.reranker_model
+        return load_reranker(name) if name else None
+
     def retrieve(self, query: str, *, k: int, doc_id: str | None = None) -> Retrieval:
+        settings = self.settings
         language = detect_language(query)
+        english = is_english(language)
         rows = self.stored.doc_rows(doc_id) if doc_id else None
-        pool = max(self.settings.candidate_pool, k)
+        pool = max(settings.candidate_pool, k)
         rankings: list[Ranking] = []
         weights: list[float] = []
         semantic_encoder: Encoder | None = None
         query_vector: np.ndarray | None = None
-        mode = self.settings.retrieval
+        semantic_index: faiss.Index | None = None
+        mode = settings.retrieval
+        multilingual = self.encoders.multilingual if self.stored.multilingual is not None else None
 
         if mode in {"hybrid", "dense"}:
-            # The main model reads English; for other languages the multilingual model stands in.
-            use_multilingual = not is_english(language) and self.stored.multilingual is not None
-            encoder = self.encoders.multilingual if use_multilingual else self.encoders.dense
-            index = self.stored.multilingual if use_multilingual else self.stored.dense
-            if encoder is not None and index is not None:
-                semantic_encoder = encoder
-                query_vector = encoder.encode_queries([query])[0]
-                rankings.append(_faiss_search(index, query_vector, pool, rows))
-                weights.append(0.5)
+            # The main model reads English; for other languages the multilingual model stands in, and
+            # it may also join in for English questions as a third list.
+            if english or multilingual is None:
+                query_vector = self.encoders.dense.encode_queries([query])[0]
+                semantic_encoder, semantic_index = self.encoders.dense, self.stored.dense
+                rankings.append(_faiss_search(self.stored.dense, query_vector, pool, rows))
+                weights.append(settings.dense_weight)
+            if multilingual is not None and (not english or settings.multilingual_for_english):
+                vector = multilingual.encode_queries([query])[0]
+                if semantic_encoder is None:
+                    semantic_encoder, semantic_index, query_vector = multilingual, self.stored.multilingual, vector
+                rankings.append(_faiss_search(self.stored.multilingual, vector, pool, rows))
+                weights.append(settings.multilingual_weight)
         if mode in {"hybrid", "bm25"}:
             rankings.append(self._bm25_search(query, pool, rows))
-            weights.append(0.5)
+            weights.append(settings.bm25_weight)
 
         if len(rankings) == 1:
             fused = rankings[0]
-        elif self.settings.fusion == "weighted":
+        elif settings.fusion == "weighted":
             fused = weighted_fusion(rankings, weights)
         else:
-            fused = reciprocal_rank_fusion(rankings, self.settings.rrf_k)
-        similarity = dict(rankings[0]) if semantic_encoder is not None else {}
-        hits = self._hits(fused, k, similarity)
+            fused = reciprocal_rank_fusion(rankings, settings.rrf_k, weights)
+        if settings.doc_aggregation == "sum":
+            fused = aggregate_documents(fused, self._doc_rows_map(), "sum")
+        hits = self._hits(fused, k, query, semantic_index, query_vector)
         return Retrieval(query, language, hits, semantic_encoder, query_vector)
+
+    def _doc_rows_map(self) -> list[str]:
+        if self._doc_of_row is None:
+            doc_of = [""] * self.stored.passage_count
+            for info in self.stored.documents.values():
+                for row in range(info.first_row, info.first_row + info.passage_count):
+                    doc_of[row] = info.doc_id
+            self._doc_of_row = doc_of
+        return self._doc_of_row
 
     def _bm25_search(self, query: str, pool: int, rows: tuple[int, int] | None) -> Ranking:
         terms = analyse(query)
         bm25 = self.stored.bm25
         ids = bm25.get_tokens_ids(terms)
-        if not ids:
-            return []
-        scores = bm25.get_scores_from_ids(ids)
+        scores = bm25.get_scores_from_ids(ids) if ids else np.zeros(self.stored.passage_count, dtype=np.float32)
+        if self.settings.title_weight > 0:
+            # Titles name what a whole article is about; their matches count for every passage of it.
+            title_scores = self._titles.scores(terms)
+            if title_scores is not None:
+                scores = scores + self.settings.title_weight * title_scores
         if rows is not None:
             low, high = rows
             mask = np.zeros_like(scores)
             mask[low:high] = 1
             scores = scores * mask
-        count = min(pool, int(np.count_nonzero(scores > 0)))
-        if count == 0:
-            return []
-        top = np.argpartition(-scores, count - 1)[:count]
-        top = top[np.argsort(-scores[top])]
-        return [(int(row), float(scores[row])) for row in top]
+        return top_rows(scores, pool)
 
-    def _hits(self, fused: Ranking, k: int, similarity: dict[int, float]) -> list[Hit]:
-        # Fetch a few spares: identical passages (the same text filed twice) are collapsed into one.
-        ranked = fused[: k * 2 + 5]
+    def _hits(self, fused: Ranking, k: int, query: str, semantic_index: faiss.Index | None,
+              query_vector: np.ndarray | None) -> list[Hit]:
+        reranker = self.reranker
+        # Fetch spares: near-identical passages (one story filed twice, or overlapping windows that say
+        # the same) are collapsed into the first, and a reranker needs candidates to choose from.
+        spare = max(k * 2 + 5, self.settings.reranker_candidates if reranker else 0)
+        ranked = fused[:spare]
         records = self.stored.passages([row for row, _ in ranked])
+        ranked = [(row, score) for row, score in ranked if row in records]
+        if reranker is not None and ranked:
+            scores = reranker.score(query, [records[row].text for row, _ in ranked])
+            ranked = sorted(((row, float(s)) for (row, _), s in zip(ranked, scores)), key=lambda item: -item[1])
+        similarity = _similarities(semantic_index, query_vector, [row for row, _ in ranked])
         hits: list[Hit] = []
-        seen_texts: set[str] = set()
+        kept_terms: list[frozenset[str]] = []
         for row, score in ranked:
-            record = records.get(row)
-            if record is None:
+            record = records[row]
+            terms = frozenset(analyse(record.text)) or frozenset(record.text.lower().split())
+            if any(near_duplicate(terms, other, self.settings.duplicate_threshold) for other in kept_terms):
                 continue
-            key = " ".join(record.text.split()).lower()
-            if key in seen_texts:
-                continue
-            seen_texts.add(key)
+            kept_terms.append(terms)
             hits.append(Hit(record, self.stored.documents[record.doc_id], score, similarity.get(row)))
             if len(hits) == k:
                 break
         return hits
+
+
+def top_rows(scores: np.ndarray, count: int) -> Ranking:
+    """The `count` best-scoring rows with a score above zero, best first; ties go to the earlier row."""
+    count = min(count, int(np.count_nonzero(scores > 0)))
+    if count == 0:
+        return []
+    top = np.argpartition(-scores, count - 1)[:count]
+    top = top[np.lexsort((top, -scores[top]))]
+    return [(int(row), float(scores[row])) for row in top]
+
+
+class TitleIndex:
+    """BM25 over article titles, spread over each article's passages (rows are grouped by article)."""
+
+    def __init__(self, stored: StoredIndex) -> None:
+        documents = [d for d in stored.documents.values() if d.passage_count > 0]
+        documents.sort(key=lambda d: d.first_row)
+        self._counts = np.asarray([d.passage_count for d in documents], dtype=np.int64)
+        self._passages = stored.passage_count
+        self._bm25: bm25s.BM25 | None = None
+        titles = [analyse(d.title) for d in documents]
+        if documents and any(titles) and int(self._counts.sum()) == self._passages:
+            self._bm25 = bm25s.BM25()
+            self._bm25.index([t or [""] for t in titles], show_progress=False)
+
+    def scores(self, terms: list[str]) -> np.ndarray | None:
+        """Each passage's title score for `terms`, or None when no title shares a word with them."""
+        if self._bm25 is None:
+            return None
+        ids = [self._bm25.vocab_dict[t] for t in terms if t in self._bm25.vocab_dict]
+        if not ids:
+            return None
+        return np.repeat(self._bm25.get_scores_from_ids(ids), self._counts).astype(np.float32)
+
+
+class Reranker:
+    """A sentence-transformers CrossEncoder that scores (question, passage) pairs."""
+
+    def __init__(self, name: str) -> None:
+        from sentence_transformers import CrossEncoder
+
+        from index.embedders import resolve_model
+
+        location = resolve_model(name)
+        try:
+            self.model = CrossEncoder(location, device="cpu")
+        except OSError as error:
+            raise OSError(
+                f"Could not load the reranker {name!r}: {error}. Set RERANKER_MODEL to a local folder, "
+                "to a model name this machine can download, or leave it empty."
+            ) from error
+        self.name = name
+
+    def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros(0, dtype=np.float32)
+        scores = self.model.predict([(query, text) for text in texts], show_progress_bar=False,
+                                    convert_to_numpy=True)
+        scores = np.asarray(scores, dtype=np.float32)
+        # A model with several labels scores relevance in its last column.
+        return scores[:, -1] if scores.ndim == 2 else scores
+
+
+_RERANKERS: dict[str, Reranker] = {}
+_RERANKER_LOCK = threading.Lock()
+
+
+def load_reranker(name: str) -> Reranker:
+    """One loaded reranker per name for the whole process (engines are rebuilt on re-index)."""
+    with _RERANKER_LOCK:
+        if name not in _RERANKERS:
+            _RERANKERS[name] = Reranker(name)
+        return _RERANKERS[name]
+
+
+def _similarities(index: faiss.Index | None, vector: np.ndarray | None, rows: Sequence[int]) -> dict[int, float]:
+    """Exact cosine similarity of each row to the question (flat indexes keep their vectors)."""
+    if index is None or vector is None or not rows:
+        return {}
+    try:
+        stored = index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+    except RuntimeError:  # an index type that does not keep its vectors: no similarity then
+        return {}
+    return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32))}
 
 
 def _faiss_search(index: faiss.Index, vector: np.ndarray, k: int, rows: tuple[int, int] | None) -> Ranking:

@@ -41,11 +41,20 @@ class Settings(BaseSettings):
     candidate_pool: int = Field(50, ge=5, le=1000)
     retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
     fusion: Literal["rrf", "weighted"] = "rrf"
-    rrf_k: int = Field(60, ge=1, le=1000)
+    rrf_k: int = Field(30, ge=1, le=1000)
     answer_max_sentences: int = Field(3, ge=1, le=5)
     min_answer_score: float = Field(0.45, ge=0.0, le=2.0)
     reranker_model: str | None = None
     max_question_chars: int = Field(1000, ge=10, le=100_000)
+    # Measured in docs/quality.md (SciFact, ARCD, seed-dev); each default is the variant that won there.
+    dense_weight: float = Field(1.0, ge=0.0, le=10.0)
+    bm25_weight: float = Field(1.0, ge=0.0, le=10.0)
+    multilingual_weight: float = Field(0.2, ge=0.0, le=10.0)
+    multilingual_for_english: bool = False
+    title_weight: float = Field(0.5, ge=0.0, le=10.0)
+    doc_aggregation: Literal["max", "sum"] = "max"
+    duplicate_threshold: float = Field(0.9, ge=0.5, le=1.0)
+    reranker_candidates: int = Field(20, ge=1, le=200)
 
     # Adding articles by address
     fetch_timeout_seconds: float = Field(15.0, gt=0, le=300)
