@@ -1,0 +1,125 @@
+"""Answer quality on real indexes: sentence choice, refusals, Arabic questions, quotes verbatim.
+
+The held-out questions (tests/data/seed-heldout-queries.jsonl) are ours, written for the seed
+article apart from seed-dev; the off-topic ones (tests/data/offtopic-queries.jsonl) are 15 SciFact
+claims and 15 ARCD questions (CC BY 4.0 and MIT), which the seed article cannot answer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from index.answer import answer_kind_bonus
+from index.evaluation import contains_expected, evaluate, load_questions, summarise
+from tests.index.quality_support import DATA, SEED_HELDOUT, build_engine, write_jsonl
+
+OFF_TOPIC = DATA / "offtopic-queries.jsonl"
+
+
+@pytest.fixture(scope="module")
+def engine(seed_corpus, tmp_path_factory, encoders):
+    return build_engine(seed_corpus, tmp_path_factory.mktemp("quality-index"), encoders)
+
+
+def _verbatim(engine, answer) -> bool:
+    return all(engine.article_text(c.doc_id)[c.start:c.end] == c.quote for c in answer.citations)
+
+
+# ---------------------------------------------------------------- what kind of sentence a question wants
+
+
+def test_a_how_many_question_wants_a_number_and_a_who_question_a_new_name():
+    assert answer_kind_bonus("How many were killed?", "At least 830 people died.") == 1.0
+    assert answer_kind_bonus("How many were killed?", "Many people died.") < 0
+    assert answer_kind_bonus("Who called for calm?", "The call came from Volker Turk.") == 1.0
+    # A name the question already holds is no answer to it.
+    assert answer_kind_bonus("Who is Volker Turk?", "The statement came from Volker Turk.") == 0.0
+    assert answer_kind_bonus("When did it start?", "It started on Thursday.") == 1.0
+    assert answer_kind_bonus("كم عدد القتلى؟", "More than 973 civilians were killed.") == 1.0
+
+
+def test_number_question_is_answered_with_the_sentence_that_has_the_number(engine):
+    answer = engine.ask("How many Assad loyalists were killed in the clashes?")
+    assert answer.answered
+    first = answer.citations[0].quote
+    assert "148" in first, answer.text
+    assert _verbatim(engine, answer)
+
+
+def test_name_question_is_answered_with_the_sentence_that_names_the_person(engine):
+    answer = engine.ask("Who is the British Foreign Secretary?")
+    assert answer.answered and "David Lammy" in answer.citations[0].quote, answer.text
+    answer = engine.ask("Which UN official called for an immediate end to the killings?")
+    assert answer.answered and "Volker Turk" in answer.text, answer.text
+
+
+def test_an_answer_is_whole_sentences_each_from_its_cited_passage_in_article_order(engine):
+    answer = engine.ask("What did al-Sharaa promise?")
+    assert answer.answered and 1 <= len(answer.citations) <= 3
+    for citation in answer.citations:
+        assert citation.quote[0].isupper() or citation.quote[0] in "“\"'"
+        assert citation.quote.rstrip("”\"'")[-1] in ".!?"
+        assert f"{citation.quote} [{citation.n}]" in answer.text
+    starts = [c.start for c in answer.citations]
+    assert starts == sorted(starts)  # one article: read in its order
+
+
+# ---------------------------------------------------------------- answering and refusing, measured
+
+
+def test_held_out_seed_questions_answered_and_declined(engine):
+    summary = summarise(evaluate(engine, load_questions(SEED_HELDOUT)))
+    answers = summary["answers"]
+    # Measured 20 of 21 answerable right (docs/quality.md); one more miss is tolerated, not more.
+    assert answers["answerable"] == 21 and answers["answerable_right"] >= 19 / 21
+    assert answers["unanswerable"] == 15 and answers["unanswerable_declined"] == 1.0
+    assert answers["quotes_verbatim"] == 1.0
+
+
+def test_off_topic_questions_are_declined(engine):
+    results = evaluate(engine, load_questions(OFF_TOPIC))
+    answered = [r.question for r in results if r.answered]
+    assert len(results) == 30
+    assert len(answered) <= 1, answered
+    assert all(r.verbatim for r in results)
+
+
+def test_a_declined_answer_says_so_and_cites_the_closest_sentence(engine):
+    answer = engine.ask("What is the population of Damascus?")
+    assert not answer.answered
+    assert answer.text.startswith("The sources I have don't say")
+    assert _verbatim(engine, answer)
+
+
+# ---------------------------------------------------------------- Arabic
+
+
+def test_arabic_question_over_english_sources_quotes_english_and_says_so(engine):
+    answer = engine.ask("من هو وزير الخارجية الأمريكي الذي طالب بالمحاسبة؟")
+    assert answer.answered and contains_expected(answer.text, ["Marco Rubio"]), answer.text
+    assert answer.language == "ar"
+    assert answer.note and "English" in answer.note
+    assert _verbatim(engine, answer)
+
+
+def test_arabic_number_question_over_english_sources(engine):
+    answer = engine.ask("كم عدد المدنيين الذين قتلوا؟")
+    assert answer.answered and ("973" in answer.text or "830" in answer.text), answer.text
+
+
+ARABIC_CORPUS = [
+    {"id": "nile", "title": "نهر النيل",
+     "text": "نهر النيل هو أطول أنهار العالم. يبلغ طوله نحو 6650 كيلومترا. ويصب النيل في البحر المتوسط."},
+    {"id": "cairo", "title": "القاهرة",
+     "text": "القاهرة هي عاصمة مصر وأكبر مدنها. أسسها جوهر الصقلي عام 969 للميلاد."},
+]
+
+
+def test_arabic_question_over_arabic_sources_is_answered_without_a_translation_note(tmp_path, encoders):
+    corpus = write_jsonl(tmp_path / "ar.jsonl", ARABIC_CORPUS)
+    engine = build_engine(corpus, tmp_path / "index", encoders)
+    answer = engine.ask("من أسس القاهرة؟")
+    assert answer.answered and "جوهر الصقلي" in answer.text, answer.text
+    assert answer.note is None
+    assert engine.search("كم يبلغ طول نهر النيل؟")[0].doc_id == "nile"
+    assert _verbatim(engine, answer)
