@@ -6,6 +6,8 @@ The answer is a quotation, never a paraphrase, so it cannot say what the sources
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
@@ -154,6 +156,44 @@ def unknown_share(question_terms: dict[str, float], known, idf) -> float:
     return missing / total if total else 0.0
 
 
+class SentenceVectorCache:
+    """Recently embedded sentences, so sentences asked about again are not embedded again.
+
+    Embedding the shortlisted sentences is most of an answer's time; questions about the same news
+    keep landing on the same sentences. Bounded (LRU) and shared by worker threads. Vectors are the
+    encoder's own for the text, so the cache never changes a score.
+    """
+
+    def __init__(self, size: int = 8192) -> None:
+        self.size = size
+        self._vectors: OrderedDict[tuple[tuple[int, str], str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def encode(self, encoder, texts: list[str]) -> np.ndarray:
+        key = (id(encoder), getattr(encoder, "name", ""))
+        with self._lock:
+            found = {t: self._vectors[(key, t)] for t in texts if (key, t) in self._vectors}
+            for t in found:
+                self._vectors.move_to_end((key, t))
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            for text, vector in zip(missing, encoder.encode_queries(missing)):
+                found[text] = vector
+            with self._lock:
+                for text in missing:
+                    self._vectors[(key, text)] = found[text]
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+
+SENTENCE_VECTORS = SentenceVectorCache()
+
+
 def score_sentences(
     question: str, context: str | None, retrieval: Retrieval, vocabulary: "Vocabulary", policy: AnswerPolicy
 ) -> tuple[list[ScoredSentence], bool]:
@@ -186,7 +226,7 @@ def score_sentences(
     shortlist = first_pass[:SEMANTIC_CANDIDATES]
     if not shortlist or retrieval.semantic_encoder is None or retrieval.query_vector is None:
         return shortlist, crosslingual
-    vectors = retrieval.semantic_encoder.encode_queries([c.text for c in shortlist])
+    vectors = SENTENCE_VECTORS.encode(retrieval.semantic_encoder, [c.text for c in shortlist])
     similarities = vectors @ retrieval.query_vector
     if context:
         # A follow-up asks something new: its own words decide the sentence, the context only helps.

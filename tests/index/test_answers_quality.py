@@ -123,3 +123,18 @@ def test_arabic_question_over_arabic_sources_is_answered_without_a_translation_n
     assert answer.note is None
     assert engine.search("كم يبلغ طول نهر النيل؟")[0].doc_id == "nile"
     assert _verbatim(engine, answer)
+
+
+def test_the_sentence_cache_returns_the_encoders_own_vectors_and_stays_bounded(encoders):
+    from index.answer import SentenceVectorCache
+
+    cache = SentenceVectorCache(size=2)
+    texts = ["The first sentence.", "A second one.", "The first sentence."]
+    vectors = cache.encode(encoders.dense, texts)
+    direct = encoders.dense.encode_queries(texts)
+    assert vectors.shape == direct.shape
+    assert abs(vectors - direct).max() < 1e-5
+    cache.encode(encoders.dense, ["A third."])
+    assert len(cache._vectors) == 2
+    again = cache.encode(encoders.dense, ["A third.", "The first sentence."])
+    assert abs(again - encoders.dense.encode_queries(["A third.", "The first sentence."])).max() < 1e-5
