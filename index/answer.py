@@ -30,7 +30,7 @@ _DATE = re.compile(
 CANDIDATE_PASSAGES = 3
 # Sentences re-scored with the embedder: it costs ~7 ms a sentence on two cores, the largest part of
 # answering, so a cheap first pass (words, answer kind, passage similarity) picks the few worth it.
-SEMANTIC_CANDIDATES = 6
+SEMANTIC_CANDIDATES = 4  # 3 to 6 pick the same sentences on seed-dev + held-out (docs/quality.md)
 
 
 class Vocabulary(Protocol):
