@@ -94,7 +94,7 @@ def test_index_build_names_broken_files_and_summarises(tmp_path):
                  extra_env={"DATA_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     assert "broken.md" in result.stderr
-    assert re.search(r"Indexed 1 documents into \d+ passages in [\d.]+ s \([\d.]+ passages/s\)", result.stdout)
+    assert re.search(r"Indexed 1 documents into \d+ passages in [\d.]+ s \([\d.]+ passages/s;", result.stdout)
 
 
 def test_start_without_token_or_terminal_answers_a_sample_question(tmp_path):
