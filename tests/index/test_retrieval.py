@@ -97,16 +97,18 @@ def _docs(hits):
     return [h.doc_id for h in hits]
 
 
+PARAPHRASE = "wind knocked down buildings and left people without electricity"
+
+
 def test_bm25_finds_codes_and_names_and_the_dense_model_finds_paraphrases(engine):
     engine.settings.retrieval = "bm25"
     try:
         assert _docs(engine.search("XK-4471"))[0] == "recall"
         assert _docs(engine.search("Kemeny"))[0] == "museum"
-        assert engine.search("wind knocked down buildings and left people without electricity") == [] or \
-            _docs(engine.search("wind knocked down buildings and left people without electricity"))[0] != "storm"
+        # No word of the paraphrase is in the storm story: BM25 cannot put it first.
+        assert _docs(engine.search(PARAPHRASE))[:1] != ["storm"]
         engine.settings.retrieval = "dense"
-        assert _docs(engine.search("wind knocked down buildings and left people without electricity"))[0] in {
-            "storm", "copy"}
+        assert _docs(engine.search(PARAPHRASE))[0] in {"storm", "copy"}
     finally:
         engine.settings.retrieval = "hybrid"
 
@@ -117,8 +119,7 @@ def test_hybrid_gets_both_kinds_of_match_first(engine, fusion):
     try:
         assert _docs(engine.search("XK-4471"))[0] == "recall"
         assert _docs(engine.search("Kemeny"))[0] == "museum"
-        assert _docs(engine.search("wind knocked down buildings and left people without electricity"))[0] in {
-            "storm", "copy"}
+        assert _docs(engine.search(PARAPHRASE))[0] in {"storm", "copy"}
     finally:
         engine.settings.fusion = "rrf"
 
