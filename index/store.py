@@ -125,7 +125,9 @@ def write_version(root: Path, content: IndexContent) -> Path:
     """Write a complete new version under `root` and make it current. Returns its folder."""
     versions = root / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
-    version_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    # Microseconds first, so that names sort in the order versions were made (old ones are removed
+    # by that order), even for builds within one second.
+    version_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
     staging = versions / f".tmp-{version_id}"
     staging.mkdir()
     try:
