@@ -356,7 +356,7 @@ def start() -> None:
     elif sys.stdin.isatty():
         chat(index_dir=None)
     else:
-        out.print(f"DISCORD_TOKEN is not set and this is not a terminal, so here is one sample answer.\n")
+        out.print("DISCORD_TOKEN is not set and this is not a terminal, so here is one sample answer.\n")
         out.print(f"[bold]? {SAMPLE_QUESTION}[/]")
         ask(SAMPLE_QUESTION)
 

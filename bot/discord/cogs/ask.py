@@ -14,24 +14,21 @@ from discord.ext import commands
 
 from bot.discord import formatting
 from bot.discord.errors import NONE, UNEXPECTED, UnknownSourceError, log_error, user_message
+from bot.discord.views import ExpiringView
 
 if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
 
 log = logging.getLogger("verbatim.discord.ask")
 
-# A button only works while the bot remembers the answer; 10 minutes stays inside the 15 minutes for
-# which an interaction's token can still edit the message to remove it.
-QUOTES_TIMEOUT = 600
-
-
-class QuotesView(discord.ui.View):
+class QuotesView(ExpiringView):
     """The "Show quotes" button under an answer: the quoted sentences, shown only to whoever clicks."""
 
+    what = "quotes button"
+
     def __init__(self, answer: Any) -> None:
-        super().__init__(timeout=QUOTES_TIMEOUT)
+        super().__init__()
         self.answer = answer
-        self.message: discord.Message | discord.WebhookMessage | None = None
 
     @discord.ui.button(label="Show quotes", style=discord.ButtonStyle.secondary, emoji="📜")
     async def show_quotes(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
@@ -39,19 +36,6 @@ class QuotesView(discord.ui.View):
         await interaction.response.send_message(embeds=messages[0], ephemeral=True, allowed_mentions=NONE)
         for embeds in messages[1:]:
             await interaction.followup.send(embeds=embeds, ephemeral=True, allowed_mentions=NONE)
-
-    async def on_timeout(self) -> None:
-        if self.message is None:
-            return
-        try:
-            await self.message.edit(view=None)
-        except discord.HTTPException:  # deleted, or the token expired: nothing left to tidy
-            pass
-
-    async def on_error(self, interaction: discord.Interaction, error: Exception, _item: Any) -> None:
-        log_error(error, f"quotes button for user {interaction.user.id}")
-        if not interaction.response.is_done():
-            await interaction.response.send_message(UNEXPECTED, ephemeral=True, allowed_mentions=NONE)
 
 
 # Discord mention markup (<@user>, <@&role>, <#channel>) and @everyone/@here mean nothing to the engine

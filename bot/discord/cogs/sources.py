@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import formatting
-from bot.discord.errors import NONE, UNEXPECTED, UnknownSourceError, log_error
+from bot.discord.errors import NONE, UnknownSourceError
+from bot.discord.views import ExpiringView
 
 if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
 
-PAGES_TIMEOUT = 600  # inside the 15 minutes an interaction token can edit the message
 SEARCH_RESULTS = 12  # three pages of four: enough to browse, few enough to read
 
 
-class Pages(discord.ui.View):
+class Pages(ExpiringView):
     """Previous/next buttons over a list of embeds; only the member who ran the command turns pages."""
 
+    what = "page button"
+
     def __init__(self, pages: list[discord.Embed], owner_id: int) -> None:
-        super().__init__(timeout=PAGES_TIMEOUT)
+        super().__init__()
         self.pages = pages
         self.owner_id = owner_id
         self.index = 0
-        self.message: discord.WebhookMessage | None = None
         self._sync_buttons()
 
     def _sync_buttons(self) -> None:
@@ -56,19 +57,6 @@ class Pages(discord.ui.View):
     @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary, emoji="▶️")
     async def next(self, interaction: discord.Interaction, _button: discord.ui.Button) -> None:
         await self._show(interaction, self.index + 1)
-
-    async def on_timeout(self) -> None:
-        if self.message is None:
-            return
-        try:
-            await self.message.edit(view=None)
-        except discord.HTTPException:  # deleted, or the token expired: nothing left to tidy
-            pass
-
-    async def on_error(self, interaction: discord.Interaction, error: Exception, _item: Any) -> None:
-        log_error(error, f"page button for user {interaction.user.id}")
-        if not interaction.response.is_done():
-            await interaction.response.send_message(UNEXPECTED, ephemeral=True, allowed_mentions=NONE)
 
 
 async def send_pages(interaction: discord.Interaction, pages: list[discord.Embed]) -> None:
