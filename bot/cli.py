@@ -43,6 +43,8 @@ IndexDirOption = Annotated[
     Path | None, typer.Option("--index-dir", help="Index folder (default: INDEX_DIR, or <DATA_DIR>/index).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+KOption = Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve (default: TOP_K).")]
+SourceOption = Annotated[str | None, typer.Option("--source", help="Only this document id (see `verbatim sources`).")]
 T = TypeVar("T")
 
 
@@ -236,8 +238,8 @@ def with_progress(work: Callable[[Callable[[BuildProgress], None]], T]) -> T:
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in quotes.")],
     as_json: JsonOption = False,
-    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only this document id.")] = None,
+    k: KOption = None,
+    source: SourceOption = None,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Answer a question with quotations from the sources, each cited."""
@@ -267,8 +269,8 @@ def print_answer(answer: Answer) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="Words or a question.")],
     as_json: JsonOption = False,
-    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to show.")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only this document id.")] = None,
+    k: KOption = None,
+    source: SourceOption = None,
     index_dir: IndexDirOption = None,
 ) -> None:
     """Show the passages that best match QUERY, with their scores."""
