@@ -18,6 +18,7 @@ from index.lexical import analyse
 from index.passages import Passage, split_article
 from index.settings import Settings
 from index.store import IndexContent, Manifest, StoredIndex, build_lock, fingerprint, write_version
+from index.vectors import VectorIndexPolicy
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class Encoders:
         return cls(
             dense=SentenceTransformerEncoder(settings.embedding_model, batch_size=settings.embedding_batch_size,
                                              backend=settings.embedding_backend,
-                                             cache_dir=settings.data_dir / "models"),
+                                             cache_dir=settings.resolved_model_cache_dir),
             multilingual=load_multilingual(settings.multilingual_model, batch_size=settings.embedding_batch_size),
         )
 
@@ -161,6 +162,7 @@ def _build(
             multilingual=multilingual,
             bm25_terms=[analyse(p.text) for p in passages],
         ),
+        VectorIndexPolicy.from_settings(settings),
     )
     seconds = time.perf_counter() - started
     report_progress(Progress("done", 1, 1))

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     corpus_dir: Path = Path("corpus")
     data_dir: Path = Path("var")
     index_dir: Path | None = None  # default: <data_dir>/index
+    model_cache_dir: Path | None = None  # default: <data_dir>/models
 
     # Models
     embedding_model: str = "all-MiniLM-L6-v2"
@@ -103,6 +104,10 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_reranker_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
 
     @model_validator(mode="after")
     def _default_index_dir(self) -> "Settings":

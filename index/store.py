@@ -26,7 +26,13 @@ import numpy as np
 from index.corpus import Article
 from index.errors import IndexCorruptError, IndexMissingError, ReindexInProgressError
 from index.passages import Passage, Span
-from index.vectors import build_vector_index, describe_vector_index, load_vector_index, save_vector_index
+from index.vectors import (
+    VectorIndexPolicy,
+    build_vector_index,
+    describe_vector_index,
+    load_vector_index,
+    save_vector_index,
+)
 
 INDEX_FORMAT = 1
 CURRENT_FILE = "CURRENT"
@@ -121,7 +127,7 @@ def opening_lines(text: str, limit: int = 300) -> str:
     return text[: cut if cut > limit // 2 else limit].rstrip() + "…"
 
 
-def write_version(root: Path, content: IndexContent) -> Path:
+def write_version(root: Path, content: IndexContent, policy: VectorIndexPolicy | None = None) -> Path:
     """Write a complete new version under `root` and make it current. Returns its folder."""
     versions = root / VERSIONS_DIR
     versions.mkdir(parents=True, exist_ok=True)
@@ -131,7 +137,7 @@ def write_version(root: Path, content: IndexContent) -> Path:
     staging = versions / f".tmp-{version_id}"
     staging.mkdir()
     try:
-        dense = build_vector_index(content.dense)
+        dense = build_vector_index(content.dense, policy)
         manifest = replace(content.manifest, vector_index=describe_vector_index(dense))
         _write_sqlite(staging / "store.sqlite", replace(content, manifest=manifest))
         save_vector_index(dense, staging / "dense.faiss")
@@ -139,7 +145,7 @@ def write_version(root: Path, content: IndexContent) -> Path:
         # whatever kind of FAISS index serves them.
         np.save(staging / "dense.npy", np.ascontiguousarray(content.dense, dtype=np.float32))
         if content.multilingual is not None:
-            save_vector_index(build_vector_index(content.multilingual), staging / "multilingual.faiss")
+            save_vector_index(build_vector_index(content.multilingual, policy), staging / "multilingual.faiss")
             np.save(staging / "multilingual.npy", np.ascontiguousarray(content.multilingual, dtype=np.float32))
         _write_bm25(staging / "bm25", content.bm25_terms)
         _fsync_tree(staging)

@@ -15,15 +15,19 @@ from index.settings import Settings
 DATA = Path(__file__).parent / "data"
 SEED_ARTICLE = DATA / "syria-vows-accountability.md"
 SEED_QUESTIONS = DATA / "seed-dev-queries.jsonl"
+# One cache of exported models for every test, however many data folders they make: exporting the
+# embedder to ONNX takes seconds, and the tests are about the index, not the export.
+MODEL_CACHE = Path(__file__).parents[1] / "var" / "models"
 
 
 def make_settings(tmp: Path, corpus: Path, **overrides) -> Settings:
+    overrides.setdefault("model_cache_dir", MODEL_CACHE)
     return Settings(_env_file=None, corpus_dir=corpus, data_dir=tmp / "var", **overrides)
 
 
 @pytest.fixture(scope="session")
 def encoders() -> Encoders:
-    return Encoders.load(Settings(_env_file=None))
+    return Encoders.load(Settings(_env_file=None, model_cache_dir=MODEL_CACHE))
 
 
 @pytest.fixture(scope="session")

@@ -86,3 +86,12 @@ def test_previous_version_stays_loadable_after_a_rebuild(seed_settings, encoders
     build_index(settings, encoders=encoders)
     assert current_version(settings.index_dir) != old.folder
     assert old.passages([0])[0].text  # a reader holding the old version still reads it
+
+
+def test_vector_index_settings_reach_the_build(seed_settings, encoders, tmp_path):
+    settings = make_settings(tmp_path, seed_settings.corpus_dir, vector_index="hnsw")
+    build_index(settings, encoders=encoders)
+    engine = Engine.load(settings, encoders=encoders)
+    assert engine.stored.manifest.vector_index != "flat"
+    assert "hnsw" in engine.stored.manifest.vector_index.lower()
+    assert engine.ask("How many civilians were killed?").answered

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEED_ARTICLE
+from tests.conftest import MODEL_CACHE, SEED_ARTICLE
 
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))
 
 
 def run(args: list[str], settings=None, stdin: str = "", extra_env: dict | None = None, cwd=None):
     env = {k: v for k, v in os.environ.items() if k not in {"DISCORD_TOKEN"}}
+    env["MODEL_CACHE_DIR"] = str(MODEL_CACHE)
     if settings is not None:
         env.update({"DATA_DIR": str(settings.data_dir), "INDEX_DIR": str(settings.index_dir),
                     "CORPUS_DIR": str(settings.corpus_dir)})

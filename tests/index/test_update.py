@@ -19,7 +19,7 @@ from index.engine import Engine, LiveEngine
 from index.errors import ReindexInProgressError
 from index.store import VERSIONS_DIR, build_lock, current_version
 
-from tests.conftest import SEED_ARTICLE, make_settings
+from tests.conftest import MODEL_CACHE, SEED_ARTICLE, make_settings
 
 TOWNS = ["Aleppo", "Homs", "Hama", "Idlib", "Daraa", "Raqqa", "Deir ez-Zor", "Tartus", "Jableh", "Baniyas"]
 
@@ -142,7 +142,7 @@ def test_killing_a_build_leaves_the_previous_index_working(tmp_path, encoders, s
 
     process = subprocess.Popen(
         [sys.executable, "-c", BUILD_SCRIPT, str(corpus), str(settings.data_dir), "build"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "MODEL_CACHE_DIR": str(MODEL_CACHE)},
     )
     try:
         for line in process.stdout:
