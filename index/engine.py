@@ -153,20 +153,27 @@ class LiveEngine:
                 corpus_paths: list[Path] | None = None) -> BuildReport:
         """Re-read the corpus (only changed documents are embedded unless `full`) and switch to the
         result; the old engine answers until then."""
-        return self._while_locked(lambda encoders: build_index(
-            self.settings, corpus_paths, encoders=encoders, progress=progress, incremental=not full))
+        return self._while_locked(
+            lambda encoders: build_index(
+                self.settings, corpus_paths, encoders=encoders, progress=progress, incremental=not full),
+            index_changed=lambda _report: True,
+        )
 
     def ingest(self, url: str, progress: ProgressCallback | None = None) -> IngestReport:
         """Add the article at `url` to the corpus and the index, then switch to the new index."""
-        return self._while_locked(lambda encoders: add_url(self.settings, url, encoders=encoders, progress=progress))
+        return self._while_locked(
+            lambda encoders: add_url(self.settings, url, encoders=encoders, progress=progress),
+            index_changed=lambda report: report.status == "added",  # a duplicate leaves the index as it was
+        )
 
-    def _while_locked(self, work: Callable[[Encoders], T]) -> T:
+    def _while_locked(self, work: Callable[[Encoders], T], index_changed: Callable[[T], bool]) -> T:
+        """Run one index-changing job at a time, then serve the index it wrote."""
         if not self._reindex_lock.acquire(blocking=False):
             raise ReindexInProgressError()
         try:
             encoders = self._engine.encoders
             result = work(encoders)
-            if getattr(result, "status", "added") == "added":
+            if index_changed(result):
                 self._engine = Engine.load(self.settings, encoders=encoders)
             return result
         finally:
