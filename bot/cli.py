@@ -143,7 +143,7 @@ def index_status(as_json: JsonOption = False, index_dir: IndexDirOption = None) 
 
 
 def corpus_status(settings: Settings) -> dict[str, Any]:
-    stored = StoredIndex.open_current(settings.index_dir)
+    stored = StoredIndex.open_current(settings.index_dir, searchable=False)
     try:
         indexed = {doc_id: info.content_hash for doc_id, info in stored.documents.items()}
         manifest = stored.manifest
@@ -417,7 +417,7 @@ def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
     from index.store import StoredIndex, fingerprint
 
     try:
-        stored = StoredIndex.open_current(settings.index_dir)
+        stored = StoredIndex.open_current(settings.index_dir, searchable=False)
     except VerbatimError:
         stored = None
     if stored is not None:

@@ -214,6 +214,6 @@ def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, m
 
 def _open_previous(root: Path) -> StoredIndex | None:
     try:
-        return StoredIndex.open_current(root)
+        return StoredIndex.open_current(root, searchable=False)
     except (IndexMissingError, IndexCorruptError):
         return None

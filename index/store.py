@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import bm25s
+import faiss
 import numpy as np
 
 from index.corpus import Article
@@ -200,13 +201,17 @@ def _write_bm25(folder: Path, terms: Sequence[list[str]]) -> None:
     retriever.save(str(folder), show_progress=False)
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(folder: Path) -> None:
     for path in [*folder.rglob("*"), folder]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(path)
 
 
 def _set_current(root: Path, version_id: str) -> None:
@@ -215,15 +220,7 @@ def _set_current(root: Path, version_id: str) -> None:
     with staging.open("rb") as handle:
         os.fsync(handle.fileno())
     os.replace(staging, root / CURRENT_FILE)
-    _fsync_tree_dir(root)
-
-
-def _fsync_tree_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(root)
 
 
 def current_version(root: Path) -> Path:
@@ -271,9 +268,17 @@ def build_lock(root: Path) -> Iterator[None]:
 
 
 class StoredIndex:
-    """A loaded version: vectors and BM25 in memory (or memory-mapped), texts read from SQLite on demand."""
+    """A loaded version: vectors and BM25 in memory (or memory-mapped), texts read from SQLite on demand.
 
-    def __init__(self, folder: Path) -> None:
+    `searchable=False` opens only SQLite and the raw vectors: what builds, status and eval read,
+    without loading a search index that may be gigabytes.
+    """
+
+    dense: faiss.Index | None = None
+    multilingual: faiss.Index | None = None
+    bm25: bm25s.BM25 | None = None
+
+    def __init__(self, folder: Path, *, searchable: bool = True) -> None:
         self.folder = folder
         try:
             # One connection shared by worker threads; the lock keeps each query whole.
@@ -282,10 +287,11 @@ class StoredIndex:
             raw = dict(self._db.execute("SELECT key, value FROM manifest").fetchall())
             self.manifest = Manifest(**{key: json.loads(value) for key, value in raw.items()})
             self.documents = self._load_documents()
-            self.dense = load_vector_index(folder / "dense.faiss")
-            multilingual = folder / "multilingual.faiss"
-            self.multilingual = load_vector_index(multilingual) if multilingual.is_file() else None
-            self.bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
+            if searchable:
+                self.dense = load_vector_index(folder / "dense.faiss")
+                multilingual = folder / "multilingual.faiss"
+                self.multilingual = load_vector_index(multilingual) if multilingual.is_file() else None
+                self.bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
         except (sqlite3.Error, RuntimeError, OSError, TypeError, KeyError, json.JSONDecodeError) as error:
             raise IndexCorruptError(
                 f"The index in {folder} could not be read ({error}). Rebuild with `verbatim index build`."
@@ -293,8 +299,8 @@ class StoredIndex:
         self.passage_count = self.manifest.passages
 
     @classmethod
-    def open_current(cls, root: Path) -> "StoredIndex":
-        return cls(current_version(root))
+    def open_current(cls, root: Path, *, searchable: bool = True) -> "StoredIndex":
+        return cls(current_version(root), searchable=searchable)
 
     def _load_documents(self) -> dict[str, DocumentInfo]:
         rows = self._db.execute(
