@@ -117,7 +117,7 @@ def _write_synthetic(size: int, index_dir: Path) -> Path:
     from index.corpus import Article
     from index.lexical import analyse
     from index.passages import Passage, Span
-    from index.store import IndexContent, Manifest, fingerprint, write_version
+    from index.store import IndexContent, Manifest, SentenceRecord, fingerprint, write_version
     from index.vectors import VectorIndexPolicy, build_vector_index
 
     settings = settings_for(index_dir)
@@ -126,10 +126,11 @@ def _write_synthetic(size: int, index_dir: Path) -> Path:
     log(f"{label(size)}: making {size:,} synthetic passages")
     members, dense, multilingual = synthetic_passages(bank, size)
     sentences = bank["texts"]
-    articles, passages = [], []
+    articles, passages, sentence_records, sentence_members = [], [], [], []
     for first in range(0, size, PASSAGES_PER_ARTICLE):
         doc_id = f"doc-{first // PASSAGES_PER_ARTICLE:07d}"
         parts, cursor = [], 0
+        first_sentence_of_doc = len(sentence_records)
         for position, row in enumerate(range(first, min(first + PASSAGES_PER_ARTICLE, size))):
             spans, texts = [], []
             start = cursor
@@ -138,13 +139,16 @@ def _write_synthetic(size: int, index_dir: Path) -> Path:
                     continue
                 sentence = sentences[member]
                 spans.append(Span(cursor, cursor + len(sentence)))
+                sentence_records.append(SentenceRecord(doc_id, cursor, cursor + len(sentence), len(sentence.split())))
+                sentence_members.append(member)
                 texts.append(sentence)
                 cursor += len(sentence) + 1
             text = " ".join(texts)
             cursor = start + len(text) + 2  # paragraphs are separated by a blank line
             parts.append(text)
+            first_sentence = len(sentence_records) - len(spans) - first_sentence_of_doc
             passages.append(Passage(f"{doc_id}#{position}", doc_id, position, start, start + len(text), text,
-                                    tuple(spans)))
+                                    tuple(spans), first_sentence))
         body = "\n\n".join(parts)
         articles.append(Article(doc_id=doc_id, title=f"Synthetic article {first // PASSAGES_PER_ARTICLE}",
                                 text=body, source="synthetic", lang="en"))
@@ -155,8 +159,12 @@ def _write_synthetic(size: int, index_dir: Path) -> Path:
         multilingual_dimension=multilingual.shape[1], passage_max_tokens=settings.passage_max_tokens,
         passage_overlap_sentences=0, corpus_fingerprint=fingerprint(articles),
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), documents=len(articles),
-        passages=len(passages), build_seconds=0.0, verbatim_version="bench",
+        passages=len(passages), build_seconds=0.0, verbatim_version="bench", sentences=len(sentence_records),
     )
+    # Sentence vectors are the bank's own: synthetic passages are made of bank sentences.
+    rows = np.asarray(sentence_members, dtype=np.int64)
+    dense_sentences = np.asarray(bank["dense"], dtype=np.float32)[rows]
+    multilingual_sentences = np.asarray(bank["multilingual"], dtype=np.float32)[rows]
     # The multilingual index is built as a real build would (the default policy for its size); the
     # dense one starts flat (instant) and every dense kind is built afterwards as its own file.
     calls = []
@@ -169,7 +177,9 @@ def _write_synthetic(size: int, index_dir: Path) -> Path:
     store.build_vector_index = build
     try:
         log(f"{label(size)}: writing the index version (SQLite, BM25, multilingual FAISS)")
-        folder = write_version(index_dir, IndexContent(manifest, articles, passages, dense, multilingual, terms))
+        folder = write_version(index_dir, IndexContent(
+            manifest, articles, passages, sentence_records, dense, multilingual, dense_sentences,
+            multilingual_sentences, terms))
     finally:
         store.build_vector_index = original
     shutil.copyfile(folder / "dense.faiss", folder / "dense.flat.faiss")

@@ -15,9 +15,18 @@ from index.corpus import load_corpus
 from index.embedders import Encoder, SentenceTransformerEncoder, load_multilingual
 from index.errors import CorpusError, IndexCorruptError, IndexMissingError
 from index.lexical import analyse
-from index.passages import Passage, split_article
+from index.passages import Passage, split_article_sentences
 from index.settings import Settings
-from index.store import IndexContent, Manifest, StoredIndex, build_lock, fingerprint, write_version
+from index.store import (
+    INDEX_FORMAT,
+    IndexContent,
+    Manifest,
+    SentenceRecord,
+    StoredIndex,
+    build_lock,
+    fingerprint,
+    write_version,
+)
 from index.vectors import VectorIndexPolicy
 
 
@@ -43,7 +52,8 @@ class BuildReport:
     warnings: list[str] = field(default_factory=list)
     index_dir: str = ""
     embedded_documents: int = 0  # documents whose passages were embedded (not reused)
-    embedded_passages: int = 0
+    embedded_passages: int = 0  # passages of those documents
+    embedded_sentences: int = 0
 
 
 @dataclass
@@ -107,35 +117,54 @@ def _build(
 
     try:
         passages: list[Passage] = []
-        reused_rows: list[tuple[int, int]] = []  # (new row, previous row) of passages kept as they were
+        sentences: list[SentenceRecord] = []
+        # Sentence rows whose vectors come from the previous version: (new row, previous row).
+        reused_rows: list[tuple[int, int]] = []
         for number, article in enumerate(corpus.articles, start=1):
             if reusable is not None and previous_hashes.get(article.doc_id) == article.content_hash:
+                info = reusable.documents[article.doc_id]
+                reused_rows.extend((len(sentences) + i, info.first_sentence_row + i) for i in range(info.sentence_count))
+                sentences.extend(reusable.document_sentences(article.doc_id))
                 for record in reusable.document_passages(article.doc_id):
-                    reused_rows.append((len(passages), record.row))
                     passages.append(Passage(record.passage_id, record.doc_id, record.position, record.start,
-                                            record.end, record.text, record.sentences))
+                                            record.end, record.text, record.sentences,
+                                            record.first_sentence_row - info.first_sentence_row))
             else:
-                passages.extend(split_article(article, encoders.dense.count_tokens, max_tokens,
-                                              settings.passage_overlap_sentences))
+                split = split_article_sentences(article, encoders.dense.count_tokens, max_tokens,
+                                                settings.passage_overlap_sentences)
+                passages.extend(split.passages)
+                sentences.extend(SentenceRecord(article.doc_id, span.start, span.end, tokens)
+                                 for span, tokens in zip(split.sentences, split.sentence_tokens))
             if number % 200 == 0 or number == len(corpus.articles):
                 report_progress(Progress("splitting", number, len(corpus.articles)))
 
         reused = {new for new, _ in reused_rows}
-        to_embed = [row for row in range(len(passages)) if row not in reused]
-        texts = [passages[row].text for row in to_embed]
-        dense = _assemble(
-            encoders.dense, texts, to_embed, reused_rows, reusable, "dense", len(passages),
+        to_embed = [row for row in range(len(sentences)) if row not in reused]
+        texts_by_doc = {a.doc_id: a.text for a in corpus.articles}
+        texts = [texts_by_doc[sentences[row].doc_id][sentences[row].start:sentences[row].end] for row in to_embed]
+        dense_sentences = _assemble(
+            encoders.dense, texts, to_embed, reused_rows, reusable, "dense.sentences", len(sentences),
             lambda done, total: report_progress(Progress("embedding", done, total)),
         )
-        multilingual = None
+        multilingual_sentences = None
         if encoders.multilingual is not None:
-            multilingual = _assemble(
-                encoders.multilingual, texts, to_embed, reused_rows, reusable, "multilingual", len(passages),
-                lambda done, total: report_progress(Progress("embedding (multilingual)", done, total)),
+            multilingual_sentences = _assemble(
+                encoders.multilingual, texts, to_embed, reused_rows, reusable, "multilingual.sentences",
+                len(sentences), lambda done, total: report_progress(Progress("embedding (multilingual)", done, total)),
             )
     finally:
         if previous is not None:
             previous.close()
+
+    # Every token is embedded once, as part of its sentence; a passage's vector is the token-weighted
+    # mean of its sentences' vectors (docs/quality.md measures retrieval with these against passages
+    # embedded whole).
+    first_sentence_of = _first_sentence_rows(sentences)
+    passage_rows = [range(first_sentence_of[p.doc_id] + p.first_sentence,
+                          first_sentence_of[p.doc_id] + p.first_sentence + len(p.sentences)) for p in passages]
+    weights = np.asarray([s.tokens for s in sentences], dtype=np.float32)
+    dense = pool_passages(dense_sentences, weights, passage_rows)
+    multilingual = pool_passages(multilingual_sentences, weights, passage_rows) if multilingual_sentences is not None else None
 
     report_progress(Progress("writing", 0, 1))
     manifest = Manifest(
@@ -149,6 +178,7 @@ def _build(
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         documents=len(corpus.articles),
         passages=len(passages),
+        sentences=len(sentences),
         build_seconds=round(time.perf_counter() - started, 3),
         verbatim_version=__version__,
     )
@@ -158,8 +188,11 @@ def _build(
             manifest=manifest,
             articles=corpus.articles,
             passages=passages,
+            sentences=sentences,
             dense=dense,
             multilingual=multilingual,
+            dense_sentences=dense_sentences,
+            multilingual_sentences=multilingual_sentences,
             bm25_terms=[analyse(p.text) for p in passages],
         ),
         VectorIndexPolicy.from_settings(settings),
@@ -167,7 +200,7 @@ def _build(
     seconds = time.perf_counter() - started
     report_progress(Progress("done", 1, 1))
     current = {a.doc_id: a.content_hash for a in corpus.articles}
-    embedded_docs = {passages[row].doc_id for row in to_embed}
+    embedded_docs = {sentences[row].doc_id for row in to_embed}
     return BuildReport(
         documents=len(corpus.articles),
         passages=len(passages),
@@ -179,13 +212,32 @@ def _build(
         warnings=corpus.warnings,
         index_dir=str(settings.index_dir),
         embedded_documents=len(embedded_docs),
-        embedded_passages=len(to_embed),
+        embedded_passages=sum(1 for p in passages if p.doc_id in embedded_docs),
+        embedded_sentences=len(to_embed),
     )
+
+
+def _first_sentence_rows(sentences: Sequence[SentenceRecord]) -> dict[str, int]:
+    first: dict[str, int] = {}
+    for row, sentence in enumerate(sentences):
+        first.setdefault(sentence.doc_id, row)
+    return first
+
+
+def pool_passages(sentence_vectors: np.ndarray, weights: np.ndarray, passage_rows: Sequence[range]) -> np.ndarray:
+    """Each passage's vector: its sentences' vectors averaged by token count, L2-normalised."""
+    out = np.zeros((len(passage_rows), sentence_vectors.shape[1]), dtype=np.float32)
+    for i, rows in enumerate(passage_rows):
+        if len(rows):
+            w = weights[rows.start:rows.stop]
+            out[i] = (w[:, None] * sentence_vectors[rows.start:rows.stop]).sum(axis=0)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1.0)
 
 
 def _assemble(encoder: Encoder, texts: list[str], to_embed: list[int], reused_rows: list[tuple[int, int]],
               previous: StoredIndex | None, name: str, total: int, progress) -> np.ndarray:
-    """Vectors for every passage row: fresh ones for `to_embed`, copies from `previous` for the rest."""
+    """Vectors for every sentence row: fresh ones for `to_embed`, copies from `previous` for the rest."""
     vectors = np.empty((total, encoder.dimension), dtype=np.float32)
     if to_embed:
         vectors[to_embed] = encoder.encode_passages(texts, progress=progress)
@@ -207,8 +259,9 @@ def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, m
         and m.multilingual_model == (encoders.multilingual.name if encoders.multilingual else None)
         and m.passage_max_tokens == max_tokens
         and m.passage_overlap_sentences == settings.passage_overlap_sentences
-        and previous.stored_vectors("dense") is not None
-        and (encoders.multilingual is None or previous.stored_vectors("multilingual") is not None)
+        and m.format == INDEX_FORMAT
+        and previous.stored_vectors("dense.sentences") is not None
+        and (encoders.multilingual is None or previous.stored_vectors("multilingual.sentences") is not None)
     )
 
 

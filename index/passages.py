@@ -31,6 +31,20 @@ class Passage:
     end: int
     text: str
     sentences: tuple[Span, ...]  # article offsets of each whole sentence in the passage
+    first_sentence: int = 0  # index of `sentences[0]` among the article's sentences
+
+
+@dataclass(frozen=True)
+class SplitArticle:
+    """An article cut two ways from one sentence split: its sentences, and passages packed from them.
+
+    Sentences are what gets embedded; a passage's vector is derived from its sentences' vectors, so
+    no token is embedded twice (see index/build.py).
+    """
+
+    sentences: tuple[Span, ...]
+    sentence_tokens: tuple[int, ...]  # the embedder's token count of each sentence
+    passages: tuple[Passage, ...]
 
 
 def sentence_spans(text: str, language: str | None = None) -> list[Span]:
@@ -63,14 +77,24 @@ def split_article(
     max_tokens: int,
     overlap_sentences: int = 1,
 ) -> list[Passage]:
-    """Greedily pack consecutive sentences into passages of at most `max_tokens` tokens.
+    return list(split_article_sentences(article, count_tokens, max_tokens, overlap_sentences).passages)
+
+
+def split_article_sentences(
+    article: Article,
+    count_tokens: TokenCounter,
+    max_tokens: int,
+    overlap_sentences: int = 1,
+) -> SplitArticle:
+    """Split into sentences, then greedily pack consecutive sentences into passages of at most
+    `max_tokens` tokens.
 
     A sentence longer than the window becomes a passage of its own rather than being cut.
     Consecutive passages share `overlap_sentences` sentences so that context is not lost at a seam.
     """
     spans = sentence_spans(article.text, article.lang)
     if not spans:
-        return []
+        return SplitArticle((), (), ())
     tokens = count_tokens([article.text[s.start : s.end] for s in spans])
     groups: list[tuple[int, int]] = []  # [first, last) sentence indexes of each passage
     first = 0
@@ -96,6 +120,7 @@ def split_article(
                 end=end,
                 text=article.text[start:end],
                 sentences=tuple(spans[first:last]),
+                first_sentence=first,
             )
         )
-    return passages
+    return SplitArticle(tuple(spans), tuple(int(t) for t in tokens), tuple(passages))

@@ -1,7 +1,8 @@
 """The on-disk index: one folder per built version, and a CURRENT file naming the one in use.
 
-A version holds `store.sqlite` (manifest, documents, passages), `dense.faiss`, optionally
-`multilingual.faiss`, and `bm25/`. Versions are written under a temporary name and renamed
+A version holds `store.sqlite` (manifest, documents, passages, sentences), `dense.faiss`, optionally
+`multilingual.faiss`, `bm25/`, and the raw vectors of passages and of sentences (`*.npy`, memory-mapped:
+answers score sentences with them without embedding anything at question time). Versions are written under a temporary name and renamed
 into place, then CURRENT is replaced atomically, so a reader never sees a half-written index.
 """
 
@@ -35,7 +36,7 @@ from index.vectors import (
     save_vector_index,
 )
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: sentences and their vectors are stored
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 KEEP_PREVIOUS_VERSIONS = 1  # a reader that loaded the previous index can still finish its work
@@ -45,12 +46,17 @@ CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, url TEXT, published TEXT,
     author TEXT, lang TEXT, origin TEXT, content_hash TEXT NOT NULL, text TEXT NOT NULL,
-    first_row INTEGER NOT NULL, passage_count INTEGER NOT NULL
+    first_row INTEGER NOT NULL, passage_count INTEGER NOT NULL,
+    first_sentence_row INTEGER NOT NULL, sentence_count INTEGER NOT NULL
 );
 CREATE TABLE passages (
     row INTEGER PRIMARY KEY, passage_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
     position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    text TEXT NOT NULL, sentences TEXT NOT NULL
+    text TEXT NOT NULL, sentences TEXT NOT NULL, first_sentence_row INTEGER NOT NULL
+);
+CREATE TABLE sentences (
+    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    tokens INTEGER NOT NULL
 );
 """
 
@@ -69,6 +75,7 @@ class Manifest:
     passages: int
     build_seconds: float
     verbatim_version: str
+    sentences: int = 0
     vector_index: str = "flat"
     format: int = INDEX_FORMAT
 
@@ -86,6 +93,8 @@ class DocumentInfo:
     passage_count: int
     first_row: int
     opening: str
+    first_sentence_row: int = 0
+    sentence_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,19 @@ class PassageRecord:
     end: int
     text: str
     sentences: tuple[Span, ...]
+    first_sentence_row: int = 0  # sentence row of `sentences[0]`; the rest follow in order
+
+    @property
+    def sentence_rows(self) -> range:
+        return range(self.first_sentence_row, self.first_sentence_row + len(self.sentences))
+
+
+@dataclass(frozen=True)
+class SentenceRecord:
+    doc_id: str
+    start: int
+    end: int
+    tokens: int
 
 
 @dataclass(frozen=True)
@@ -107,8 +129,11 @@ class IndexContent:
     manifest: Manifest
     articles: Sequence[Article]
     passages: Sequence[Passage]  # grouped by document, in the order of `articles`
-    dense: np.ndarray
+    sentences: Sequence[SentenceRecord]  # grouped by document, in the order of `articles`
+    dense: np.ndarray  # one row per passage
     multilingual: np.ndarray | None
+    dense_sentences: np.ndarray  # one row per sentence
+    multilingual_sentences: np.ndarray | None
     bm25_terms: Sequence[list[str]]
 
 
@@ -145,9 +170,13 @@ def write_version(root: Path, content: IndexContent, policy: VectorIndexPolicy |
         # The raw vectors too: an update copies unchanged documents' vectors instead of re-embedding,
         # whatever kind of FAISS index serves them.
         np.save(staging / "dense.npy", np.ascontiguousarray(content.dense, dtype=np.float32))
+        np.save(staging / "dense.sentences.npy", np.ascontiguousarray(content.dense_sentences, dtype=np.float32))
         if content.multilingual is not None:
             save_vector_index(build_vector_index(content.multilingual, policy), staging / "multilingual.faiss")
             np.save(staging / "multilingual.npy", np.ascontiguousarray(content.multilingual, dtype=np.float32))
+        if content.multilingual_sentences is not None:
+            np.save(staging / "multilingual.sentences.npy",
+                    np.ascontiguousarray(content.multilingual_sentences, dtype=np.float32))
         _write_bm25(staging / "bm25", content.bm25_terms)
         _fsync_tree(staging)
         final = versions / version_id
@@ -173,21 +202,32 @@ def _write_sqlite(path: Path, content: IndexContent) -> None:
         for row, passage in enumerate(content.passages):
             counts[passage.doc_id] = counts.get(passage.doc_id, 0) + 1
             first_rows.setdefault(passage.doc_id, row)
+        sentence_counts: dict[str, int] = {}
+        first_sentence_rows: dict[str, int] = {}
+        for row, sentence in enumerate(content.sentences):
+            sentence_counts[sentence.doc_id] = sentence_counts.get(sentence.doc_id, 0) + 1
+            first_sentence_rows.setdefault(sentence.doc_id, row)
         connection.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (a.doc_id, a.title, a.source, a.url, a.published, a.author, a.lang, a.origin,
-                 a.content_hash, a.text, first_rows.get(a.doc_id, -1), counts.get(a.doc_id, 0))
+                 a.content_hash, a.text, first_rows.get(a.doc_id, -1), counts.get(a.doc_id, 0),
+                 first_sentence_rows.get(a.doc_id, -1), sentence_counts.get(a.doc_id, 0))
                 for a in content.articles
             ],
         )
         connection.executemany(
-            "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?,?)",
             [
                 (row, p.passage_id, p.doc_id, p.position, p.start, p.end, p.text,
-                 json.dumps([[s.start, s.end] for s in p.sentences]))
+                 json.dumps([[s.start, s.end] for s in p.sentences]),
+                 first_sentence_rows.get(p.doc_id, 0) + p.first_sentence)
                 for row, p in enumerate(content.passages)
             ],
+        )
+        connection.executemany(
+            'INSERT INTO sentences VALUES (?,?,?,?,?)',
+            [(row, s.doc_id, s.start, s.end, s.tokens) for row, s in enumerate(content.sentences)],
         )
         connection.commit()
     finally:
@@ -277,6 +317,8 @@ class StoredIndex:
     dense: faiss.Index | None = None
     multilingual: faiss.Index | None = None
     bm25: bm25s.BM25 | None = None
+    dense_sentences: np.ndarray | None = None  # memory-mapped; row i is sentence row i
+    multilingual_sentences: np.ndarray | None = None
 
     def __init__(self, folder: Path, *, searchable: bool = True) -> None:
         self.folder = folder
@@ -292,6 +334,10 @@ class StoredIndex:
                 multilingual = folder / "multilingual.faiss"
                 self.multilingual = load_vector_index(multilingual) if multilingual.is_file() else None
                 self.bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
+                self.dense_sentences = self.stored_vectors("dense.sentences")
+                if self.dense_sentences is None:
+                    raise OSError("dense.sentences.npy is missing")
+                self.multilingual_sentences = self.stored_vectors("multilingual.sentences")
         except (sqlite3.Error, RuntimeError, OSError, TypeError, KeyError, json.JSONDecodeError) as error:
             raise IndexCorruptError(
                 f"The index in {folder} could not be read ({error}). Rebuild with `verbatim index build`."
@@ -305,12 +351,13 @@ class StoredIndex:
     def _load_documents(self) -> dict[str, DocumentInfo]:
         rows = self._db.execute(
             "SELECT doc_id, title, source, url, published, author, lang, content_hash, passage_count, "
-            "first_row, substr(text, 1, 400) FROM documents ORDER BY first_row"
+            "first_row, substr(text, 1, 400), first_sentence_row, sentence_count FROM documents ORDER BY first_row"
         ).fetchall()
         return {
             r[0]: DocumentInfo(
                 doc_id=r[0], title=r[1], source=r[2], url=r[3], published=r[4], author=r[5], lang=r[6],
                 content_hash=r[7], passage_count=r[8], first_row=r[9], opening=opening_lines(r[10]),
+                first_sentence_row=r[11], sentence_count=r[12],
             )
             for r in rows
         }
@@ -321,14 +368,14 @@ class StoredIndex:
         marks = ",".join("?" * len(rows))
         with self._lock:
             found = self._db.execute(
-                f'SELECT row, passage_id, doc_id, position, start, "end", text, sentences FROM passages '
-                f"WHERE row IN ({marks})",
+                f'SELECT row, passage_id, doc_id, position, start, "end", text, sentences, first_sentence_row '
+                f"FROM passages WHERE row IN ({marks})",
                 [int(r) for r in rows],
             ).fetchall()
         return {
             r[0]: PassageRecord(
                 row=r[0], passage_id=r[1], doc_id=r[2], position=r[3], start=r[4], end=r[5], text=r[6],
-                sentences=tuple(Span(s, e) for s, e in json.loads(r[7])),
+                sentences=tuple(Span(s, e) for s, e in json.loads(r[7])), first_sentence_row=r[8],
             )
             for r in found
         }
@@ -338,8 +385,18 @@ class StoredIndex:
         found = self.passages(list(range(first, last)))
         return [found[row] for row in range(first, last)]
 
+    def document_sentences(self, doc_id: str) -> list[SentenceRecord]:
+        info = self.documents[doc_id]
+        with self._lock:
+            found = self._db.execute(
+                'SELECT doc_id, start, "end", tokens FROM sentences WHERE row >= ? AND row < ? ORDER BY row',
+                (info.first_sentence_row, info.first_sentence_row + info.sentence_count),
+            ).fetchall()
+        return [SentenceRecord(*r) for r in found]
+
     def stored_vectors(self, name: str) -> np.ndarray | None:
-        """The raw vectors (`dense` or `multilingual`), memory-mapped; row i is passage row i."""
+        """Raw vectors, memory-mapped: `dense` / `multilingual` (row i is passage row i) or
+        `dense.sentences` / `multilingual.sentences` (row i is sentence row i)."""
         path = self.folder / f"{name}.npy"
         return np.load(path, mmap_mode="r") if path.is_file() else None
 
