@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -14,9 +14,12 @@ import faiss
 
 from index import __version__
 from index.answer import Answer, AnswerPolicy, compose_answer
+from index.answer_features import CorpusFacts
+from index.answer_scorer import AnswerScorer
 from index.build import BuildReport, Encoders, ProgressCallback, build_index
 from index.ingest import IngestReport, add_url
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
+from index.question import parse_question
 from index.search import Hit, Searcher
 from index.settings import Settings
 from index.store import DocumentInfo, StoredIndex
@@ -57,6 +60,14 @@ def clean_question(text: str, max_chars: int) -> str:
     return question
 
 
+def answer_policy(settings: Settings) -> AnswerPolicy:
+    scorer = AnswerScorer.load(settings.answer_scorer)
+    if settings.answer_threshold is not None:
+        scorer = replace(scorer, threshold=settings.answer_threshold)
+    return AnswerPolicy(scorer=scorer, max_sentences=settings.answer_max_sentences,
+                        candidate_passages=settings.answer_candidate_passages)
+
+
 class Engine:
     """One loaded index version with its models. Read-only, so worker threads can share it."""
 
@@ -65,7 +76,8 @@ class Engine:
         self.stored = stored
         self.encoders = encoders
         self.searcher = Searcher(stored, encoders, settings)
-        self.policy = AnswerPolicy(max_sentences=settings.answer_max_sentences, min_score=settings.min_answer_score)
+        self.facts = CorpusFacts(self.searcher, stored.article_text)
+        self.policy = answer_policy(settings)
 
     @classmethod
     def load(cls, settings: Settings, encoders: Encoders | None = None) -> "Engine":
@@ -89,23 +101,24 @@ class Engine:
         question = clean_question(question, self.settings.max_question_chars)
         context = clean_question(context, self.settings.max_question_chars) if context else None
         self._check_doc(doc_id)
-        query = f"{context} {question}" if context else question
-        retrieval = self.searcher.retrieve(query, k=k or self.settings.top_k, doc_id=doc_id)
+        parsed = parse_question(question, context)
+        # Answers weigh every sentence of the best few passages, however few the caller asked for.
+        k = max(k or self.settings.top_k, self.policy.candidate_passages)
+        retrieval = self.searcher.retrieve(parsed, k=k, doc_id=doc_id)
         retrieved = time.perf_counter()
-        answer = compose_answer(question, context, retrieval, self.searcher, self.policy)
+        answer = compose_answer(parsed, retrieval, self.facts, self.policy)
         done = time.perf_counter()
         timings = {
             "retrieve": round((retrieved - started) * 1000, 2),
             "answer": round((done - retrieved) * 1000, 2),
             "total": round((done - started) * 1000, 2),
         }
-        return Answer(answer.question, answer.answered, answer.text, answer.citations, answer.language,
-                      timings, answer.note)
+        return replace(answer, timings_ms=timings)
 
     def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)
         self._check_doc(doc_id)
-        return self.searcher.retrieve(query, k=k or self.settings.top_k, doc_id=doc_id).hits
+        return self.searcher.retrieve(parse_question(query), k=k or self.settings.top_k, doc_id=doc_id).hits
 
     def sources(self) -> list[DocumentInfo]:
         return list(self.stored.documents.values())

@@ -12,8 +12,8 @@ import numpy as np
 
 from index.build import Encoders
 from index.embedders import Encoder
-from index.language import detect_language, is_english
 from index.lexical import analyse
+from index.question import ParsedQuestion
 from index.settings import Settings
 from index.store import DocumentInfo, PassageRecord, StoredIndex
 
@@ -48,11 +48,16 @@ class Hit:
 class Retrieval:
     """What a search found, and what answer composition needs to score sentences the same way."""
 
-    query: str
-    language: str
+    question: ParsedQuestion
     hits: list[Hit]
     semantic_encoder: Encoder | None  # the encoder whose space `query_vector` lives in
-    query_vector: np.ndarray | None
+    query_vector: np.ndarray | None  # of the retrieval text (a follow-up with its earlier question)
+    sentence_vectors: np.ndarray | None = None  # the stored sentence vectors of that same space
+    own_vector: np.ndarray | None = None  # a follow-up's own words alone, in that space
+
+    @property
+    def language(self) -> str:
+        return self.question.language
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int, weights: Sequence[float] | None = None) -> Ranking:
@@ -130,10 +135,10 @@ class Searcher:
         name = self.settings.reranker_model
         return load_reranker(name) if name else None
 
-    def retrieve(self, query: str, *, k: int, doc_id: str | None = None) -> Retrieval:
+    def retrieve(self, question: ParsedQuestion, *, k: int, doc_id: str | None = None) -> Retrieval:
         settings = self.settings
-        language = detect_language(query)
-        english = is_english(language)
+        query = question.retrieval_text
+        english = question.english
         rows = self.stored.doc_rows(doc_id) if doc_id else None
         pool = max(settings.candidate_pool, k)
         rankings: list[Ranking] = []
@@ -141,6 +146,7 @@ class Searcher:
         semantic_encoder: Encoder | None = None
         query_vector: np.ndarray | None = None
         semantic_index: faiss.Index | None = None
+        sentence_vectors: np.ndarray | None = None
         mode = settings.retrieval
         multilingual = self.encoders.multilingual if self.stored.multilingual is not None else None
 
@@ -150,16 +156,18 @@ class Searcher:
             if english or multilingual is None:
                 query_vector = self.encoders.dense.encode_queries([query])[0]
                 semantic_encoder, semantic_index = self.encoders.dense, self.stored.dense
+                sentence_vectors = self.stored.dense_sentences
                 rankings.append(_faiss_search(self.stored.dense, query_vector, pool, rows))
                 weights.append(settings.dense_weight)
             if multilingual is not None and (not english or settings.multilingual_for_english):
                 vector = multilingual.encode_queries([query])[0]
                 if semantic_encoder is None:
                     semantic_encoder, semantic_index, query_vector = multilingual, self.stored.multilingual, vector
+                    sentence_vectors = self.stored.multilingual_sentences
                 rankings.append(_faiss_search(self.stored.multilingual, vector, pool, rows))
                 weights.append(settings.multilingual_weight)
         if mode in {"hybrid", "bm25"}:
-            rankings.append(self._bm25_search(query, pool, rows))
+            rankings.append(self._bm25_search(question.retrieval_terms, pool, rows))
             weights.append(settings.bm25_weight)
 
         if len(rankings) == 1:
@@ -170,8 +178,16 @@ class Searcher:
             fused = reciprocal_rank_fusion(rankings, settings.rrf_k, weights)
         if settings.doc_aggregation == "sum":
             fused = aggregate_documents(fused, self._doc_rows_map(), "sum")
+        if semantic_encoder is None:
+            # BM25 alone found the passages; answers still weigh sentences by meaning.
+            semantic_encoder = self.encoders.dense if english or multilingual is None else multilingual
+            query_vector = semantic_encoder.encode_queries([query])[0]
+            semantic_index = self.stored.dense if semantic_encoder is self.encoders.dense else self.stored.multilingual
+            sentence_vectors = (self.stored.dense_sentences if semantic_encoder is self.encoders.dense
+                                else self.stored.multilingual_sentences)
         hits = self._hits(fused, k, query, semantic_index, query_vector)
-        return Retrieval(query, language, hits, semantic_encoder, query_vector)
+        own_vector = semantic_encoder.encode_queries([question.text])[0] if question.context else None
+        return Retrieval(question, hits, semantic_encoder, query_vector, sentence_vectors, own_vector)
 
     def _doc_rows_map(self) -> list[str]:
         if self._doc_of_row is None:
@@ -182,8 +198,7 @@ class Searcher:
             self._doc_of_row = doc_of
         return self._doc_of_row
 
-    def _bm25_search(self, query: str, pool: int, rows: tuple[int, int] | None) -> Ranking:
-        terms = analyse(query)
+    def _bm25_search(self, terms: list[str], pool: int, rows: tuple[int, int] | None) -> Ranking:
         bm25 = self.stored.bm25
         ids = bm25.get_tokens_ids(terms)
         scores = bm25.get_scores_from_ids(ids) if ids else np.zeros(self.stored.passage_count, dtype=np.float32)

@@ -1,0 +1,289 @@
+"""Candidate answer sentences and what is known about each: the inputs of the learned answer scorer.
+
+Every sentence of the retrieved passages is a candidate. Its features say how close it is to the
+question in meaning (from the sentence vectors stored at build time: nothing is embedded here but
+the question), in words, and in the kind of fact it offers, and whether its article even mentions
+what the question names. `index/answer_scorer.py` turns them into P(this sentence answers).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from index.language import detect_language
+from index.lexical import analyse
+from index.question import ParsedQuestion
+from index.search import Hit, Retrieval
+
+FEATURES = (
+    "semantic",  # the sentence's cosine similarity to the question
+    "semantic_gap",  # how far below the best candidate's similarity
+    "passage_similarity",  # its passage's similarity to the question
+    "passage_rank",  # 1 / (1 + the passage's rank among the hits)
+    "lexical",  # idf-weighted share of the question's words in the sentence
+    "lexical_gap",
+    "context_lexical",  # the same share in the article title and the passage
+    "article_coverage",  # the same share in the whole article
+    "corpus_unknown",  # share of the question's words that no passage uses
+    "missing_names",  # share of the names and numbers in the question that the article never mentions
+    "kind_asked",  # the question asks for a number, date, person or place
+    "kind_offered",  # ... and the sentence offers one (+1), or not (-1); 0 when nothing is asked
+    "position",  # where the sentence is in its article (0 first, 1 last)
+    "lead_sentence",
+    "length",  # log of the sentence's tokens
+    "crosslingual",  # the question and the sources are in different languages
+    "crosslingual_semantic",
+    "semantic_x_coverage",
+    "follow_up",
+    "rarest_missing_in_article",  # the rarest question word the article never uses (idf, scaled 0-1)
+    "rarest_missing_in_sentence",  # ... that the sentence does not use
+    "novelty",  # share of the sentence's words the question does not use (an answer adds something)
+    "semantic_rank",  # 1 / (1 + rank by meaning among the candidates)
+    "lexical_rank",
+    "names_in_sentence",  # share of the question's names the sentence mentions
+    "negation_mismatch",  # one of the question and the sentence is negated, the other not
+)
+
+_NUMBER = re.compile(
+    r"\d|[٠-٩]|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|"
+    r"millions?|billions?)\b|(ألف|آلاف|مئة|مائة|مليون|عشرات|مئات)",
+    re.I,
+)
+_DATE = re.compile(
+    r"\b(january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|yesterday|today|week|month|year|"
+    r"\d{4}|century|decades?)\b|(يناير|فبراير|مارس|أبريل|ابريل|مايو|يونيو|يوليو|أغسطس|سبتمبر|أكتوبر|نوفمبر|"
+    r"ديسمبر|كانون|شباط|آذار|نيسان|أيار|حزيران|تموز|آب|أيلول|تشرين|عام|سنة|القرن|[٠-٩]{4}|\d{4})",
+    re.I,
+)
+_NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)*")
+_CAPITALISED = re.compile(r"[A-Z][a-z]+")
+_ARABIC = re.compile(r"[\u0600-\u06FF]")
+_WORD = re.compile(r"\w+")
+_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|without|n't|cannot|fail(ed|s)?\s+to)\b|n't\b|\bلا\b|\bلم\b|\bلن\b|\bليس", re.I)
+
+
+class Sources(Protocol):
+    """What answering needs to know about the indexed corpus beyond the retrieved passages."""
+
+    def idf(self, term: str) -> float: ...
+
+    def known(self, term: str) -> bool: ...
+
+    def unseen_idf(self) -> float: ...
+
+    def article_terms(self, doc_id: str) -> frozenset[str]: ...
+
+    def article_words(self, doc_id: str) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    hit: Hit
+    hit_rank: int
+    sentence_row: int
+    start: int  # article offsets
+    end: int
+    text: str
+    features: np.ndarray  # in the order of FEATURES
+    missing_names: tuple[str, ...]  # names in the question that this sentence's article never mentions
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.hit.doc_id, self.start
+
+
+def fold(text: str) -> str:
+    """Lower case without accents, dots or possessives, so "U.S." meets "US" and "Türk" meets "Turk"."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = text.lower().replace("’", "'").replace("'s", "").replace(".", "").replace(",", "")
+    return text
+
+
+def folded_words(text: str) -> frozenset[str]:
+    return frozenset(_WORD.findall(fold(text)))
+
+
+def mentions(article_words: frozenset[str], name: str) -> bool:
+    """Whether an article mentions every word of `name` (its folded words; a plural "s" may differ)."""
+    for word in _WORD.findall(fold(name)):
+        if word in article_words or word == "al":
+            continue
+        if len(word) > 3 and (word.rstrip("s") in article_words or word + "s" in article_words):
+            continue
+        return False
+    return True
+
+
+def weighted_coverage(terms: dict[str, float], present: frozenset[str] | set[str], idf) -> float:
+    if not terms:
+        return 0.0
+    total = sum(weight * idf(term) for term, weight in terms.items())
+    found = sum(weight * idf(term) for term, weight in terms.items() if term in present)
+    return found / total if total else 0.0
+
+
+def source_language(hit: Hit) -> str:
+    """The language of what is quoted: the article's declared language, else its passage's script."""
+    return hit.document.lang or detect_language(hit.passage.text)
+
+
+def kind_offered(question: ParsedQuestion, sentence: str) -> float:
+    """+1 when the sentence offers the kind of fact asked for, -1 when it cannot, 0 when nothing is asked
+    (or, for names in a script without capitals, when it cannot be told)."""
+    kind = question.kind
+    if kind is None:
+        return 0.0
+    if kind == "quantity":
+        return 1.0 if _NUMBER.search(sentence) else -1.0
+    if kind == "time":
+        return 1.0 if _DATE.search(sentence) else -1.0
+    if _ARABIC.search(sentence):
+        return 0.0
+    asked = set(_CAPITALISED.findall(question.text))
+    names = {word for match in _NAME.findall(sentence) for word in _CAPITALISED.findall(match)}
+    return 1.0 if names - asked else -1.0
+
+
+class CorpusFacts:
+    """The `Sources` of one loaded index: word statistics from its searcher, and per-article word sets
+    and folded texts, computed once and kept for recent articles (bounded; shared by worker threads,
+    where a race only computes a value twice)."""
+
+    def __init__(self, vocabulary, article_text, size: int = 512) -> None:
+        self.idf = vocabulary.idf
+        self.known = vocabulary.known
+        self.unseen_idf = lambda: vocabulary.idf("\0never a term\0")
+        self._article_text = article_text
+        self._size = size
+        self._terms: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._words: OrderedDict[str, frozenset[str]] = OrderedDict()
+
+    def article_terms(self, doc_id: str) -> frozenset[str]:
+        return self._cached(self._terms, doc_id, lambda text: frozenset(analyse(text)))
+
+    def article_words(self, doc_id: str) -> frozenset[str]:
+        return self._cached(self._words, doc_id, folded_words)
+
+    def _cached(self, cache: OrderedDict, doc_id: str, make):
+        value = cache.get(doc_id)
+        if value is None:
+            value = make(self._article_text(doc_id))
+            cache[doc_id] = value
+            while len(cache) > self._size:
+                cache.popitem(last=False)
+        return value
+
+
+def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources, passages: int) -> list[Candidate]:
+    """Every sentence of the best `passages` hits, once, with its features."""
+    hits = retrieval.hits[:passages]
+    vectors = retrieval.sentence_vectors
+    if not hits or vectors is None or retrieval.query_vector is None:
+        return []
+    terms = question.terms
+    unknown = 1.0 - weighted_coverage(terms, {t for t in terms if sources.known(t)}, sources.idf) if terms else 0.0
+    rows: list[int] = []
+    spans: list[tuple[int, Hit, int, int, int]] = []
+    seen: set[int] = set()
+    for rank, hit in enumerate(hits):
+        for span, row in zip(hit.passage.sentences, hit.passage.sentence_rows):
+            if row in seen:  # overlapping passages share sentences
+                continue
+            seen.add(row)
+            rows.append(row)
+            spans.append((rank, hit, row, span.start, span.end))
+    if not rows:
+        return []
+    order = np.argsort(rows)
+    matrix = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+    matrix[order] = vectors[np.asarray(rows)[order]]
+    semantic = matrix @ retrieval.query_vector
+    if retrieval.own_vector is not None:
+        # A follow-up asks something new: its own words decide the sentence, the earlier question only helps.
+        semantic = 0.7 * (matrix @ retrieval.own_vector) + 0.3 * semantic
+    texts = [hit.passage.text[start - hit.passage.start:end - hit.passage.start] for _, hit, _, start, end in spans]
+    sentence_terms = [set(analyse(text)) for text in texts]
+    lexical = [weighted_coverage(terms, present, sources.idf) for present in sentence_terms]
+    best_semantic, best_lexical = float(np.max(semantic)), max(lexical)
+    semantic_rank = _ranks(list(semantic))
+    lexical_rank = _ranks(lexical)
+    own_terms = {t for t, w in terms.items() if w == 1.0}
+    top_idf = max(sources.unseen_idf(), 1e-6)
+    question_negated = bool(_NEGATION.search(question.text))
+    by_passage: dict[str, float] = {}
+    by_article: dict[str, tuple[float, tuple[str, ...], float]] = {}
+    crosslingual: dict[str, bool] = {}
+    out: list[Candidate] = []
+    for number, ((rank, hit, row, start, end), text, sim, lex, present) in enumerate(
+            zip(spans, texts, semantic, lexical, sentence_terms)):
+        if hit.passage_id not in crosslingual:
+            crosslingual[hit.passage_id] = question.language != source_language(hit)
+        cross = crosslingual[hit.passage_id]
+        if hit.passage_id not in by_passage:
+            by_passage[hit.passage_id] = weighted_coverage(
+                terms, set(analyse(f"{hit.title}\n{hit.passage.text}")), sources.idf)
+        if hit.doc_id not in by_article:
+            words = sources.article_words(hit.doc_id)
+            missing = tuple(n for n in question.names if not mentions(words, n))
+            coverage = weighted_coverage(terms, sources.article_terms(hit.doc_id), sources.idf)
+            share = len(missing) / len(question.names) if question.names else 0.0
+            rarest = _rarest_missing(own_terms, sources.article_terms(hit.doc_id), sources.idf) / top_idf
+            by_article[hit.doc_id] = (coverage, missing, share, rarest)
+        coverage, missing, missing_share, rarest_in_article = by_article[hit.doc_id]
+        info = hit.document
+        index_in_article = row - info.first_sentence_row
+        position = index_in_article / max(info.sentence_count - 1, 1)
+        tokens = len(text.split())
+        sim = float(sim)
+        features = np.asarray([
+            sim,
+            sim - best_semantic,
+            hit.similarity or 0.0,
+            1.0 / (1 + rank),
+            lex,
+            lex - best_lexical,
+            by_passage[hit.passage_id],
+            coverage,
+            0.0 if cross else unknown,
+            missing_share,
+            1.0 if question.kind else 0.0,
+            kind_offered(question, text),
+            position,
+            1.0 if index_in_article == 0 else 0.0,
+            math.log1p(tokens),
+            1.0 if cross else 0.0,
+            sim if cross else 0.0,
+            sim * coverage,
+            1.0 if question.context else 0.0,
+            rarest_in_article,
+            _rarest_missing(own_terms, present, sources.idf) / top_idf,
+            len(present - set(terms)) / len(present) if present else 0.0,
+            1.0 / (1 + semantic_rank[number]),
+            1.0 / (1 + lexical_rank[number]),
+            (sum(1 for n in question.names if n not in missing and mentions(folded_words(text), n))
+             / len(question.names)) if question.names else 0.0,
+            1.0 if question_negated != bool(_NEGATION.search(text)) else 0.0,
+        ], dtype=np.float32)
+        out.append(Candidate(hit, rank, row, start, end, text, features, missing))
+    return out
+
+
+def _ranks(values: list[float]) -> list[int]:
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    ranks = [0] * len(values)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
+
+
+def _rarest_missing(terms: set[str], present: frozenset[str] | set[str], idf) -> float:
+    return max((idf(t) for t in terms if t not in present), default=0.0)

@@ -1,0 +1,121 @@
+"""Understanding a question once: its language, its words, the kind of answer it wants, what it names.
+
+Retrieval and answering both read one `ParsedQuestion`, so a question is language-detected and
+word-analysed in one place, and new readings of a question (time words, say) are added here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from index.language import detect_language, is_english
+from index.lexical import analyse
+
+AnswerKind = Literal["quantity", "time", "person", "place"]
+
+_QUANTITY = re.compile(r"\b(how\s+many|how\s+much|number\s+of|toll|count|figure|tally)\b|كم|عدد|حصيلة", re.I)
+_PERSON = re.compile(r"^\s*(who|whom|whose)\b|\bwho\b|من\s+هو|من\s+هي|من\s+هم|^\s*من\s|^\s*ومن\s", re.I)
+_TIME = re.compile(r"\bwhen\b|\bwhat\s+(day|date|year|month|time)\b|\bsince\s+when\b|متى|متي|في\s+اي\s+يوم|تاريخ", re.I)
+_PLACE = re.compile(
+    r"\bwhere\b|\bwhich\s+(town|city|village|country|province|region|area|countries|towns|cities)\b|أين|اين|اي\s+مدينة",
+    re.I,
+)
+# Capitalised words that start a question or are question words are not names.
+_NAME_WORD = re.compile(r"\b[A-Z][\w'’\-]*[a-z][\w'’\-]*\b|\b[A-Z]{2,}\b")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_NOT_NAMES = frozenset(
+    "what which who whom whose when where why how is are was were did does do has have had can could would "
+    "should will the a an in on at of for to by from and or according since after before during tell give "
+    "name list i".split()
+)
+
+# Words that frame a question rather than name what it is about ("what is the *name* of ...").
+_FRAMING_WORDS = frozenset(analyse(
+    "name named most main mainly kind type exactly tell know mention mentioned according say said describe "
+    "described happen happened call called"
+))
+_ADJECTIVE_ENDINGS = ("ean", "ian", "ese", "ish", "ern", "can")
+CONTEXT_WEIGHT = 0.2  # a follow-up's own words count more than the earlier question's
+
+
+@dataclass(frozen=True)
+class ParsedQuestion:
+    text: str  # the cleaned question
+    context: str | None  # the earlier question a follow-up continues
+    language: str  # ISO 639-1, by script
+    terms: dict[str, float]  # analysed content words and their weights (framing words left out)
+    kind: AnswerKind | None  # the kind of fact the question asks for
+    names: tuple[str, ...]  # names and numbers the question mentions, as written
+
+    @property
+    def retrieval_text(self) -> str:
+        """What retrieval searches for: a follow-up is read together with the question it follows."""
+        return f"{self.context} {self.text}" if self.context else self.text
+
+    @property
+    def retrieval_terms(self) -> list[str]:
+        return analyse(self.retrieval_text)
+
+    @property
+    def english(self) -> bool:
+        return is_english(self.language)
+
+
+def parse_question(text: str, context: str | None = None) -> ParsedQuestion:
+    """Read a cleaned question (see `index.engine.clean_question`) and the earlier one, if any."""
+    terms = {term: CONTEXT_WEIGHT for term in analyse(context or "") if term not in _FRAMING_WORDS}
+    terms.update({term: 1.0 for term in analyse(text) if term not in _FRAMING_WORDS})
+    return ParsedQuestion(
+        text=text,
+        context=context,
+        language=detect_language(text),
+        terms=terms,
+        kind=answer_kind(text),
+        names=question_names(text),
+    )
+
+
+def answer_kind(question: str) -> AnswerKind | None:
+    if _QUANTITY.search(question):
+        return "quantity"
+    if _TIME.search(question):
+        return "time"
+    if _PERSON.search(question):
+        return "person"
+    if _PLACE.search(question):
+        return "place"
+    return None
+
+
+def question_names(question: str) -> tuple[str, ...]:
+    """The proper names and numbers a question mentions ("Homs", "Volker Turk", "2024"), in order.
+
+    A source that never mentions one of them cannot be what the question is about; the answer says so.
+    """
+    found: list[str] = []
+    words = list(_NAME_WORD.finditer(question))
+    run: list[str] = []
+    previous_end = -2
+    for match in words:
+        word = match.group()
+        if word.lower() in _NOT_NAMES:
+            if run:
+                found.append(" ".join(run))
+                run = []
+            continue
+        gap = question[previous_end:match.start()] if previous_end >= 0 else None
+        if run and gap is not None and gap.strip() == "":
+            run.append(word)
+        else:
+            if run:
+                found.append(" ".join(run))
+            run = [word]
+        previous_end = match.end()
+    if run:
+        found.append(" ".join(run))
+    # "European", "Mediterranean", "Kurdish": adjectives that describe rather than name.
+    found = [n for n in found if " " in n or not n.lower().endswith(_ADJECTIVE_ENDINGS)]
+    found += [n for n in _NUMBER.findall(question) if len(n.strip(",.")) >= 2]
+    return tuple(dict.fromkeys(found))
