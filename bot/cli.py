@@ -382,6 +382,10 @@ def eval_(
         bool, typer.Option("--off-topic", help="Count every question as one the corpus cannot answer "
                                                "(questions about other corpora, to measure false answers).")
     ] = False,
+    split: Annotated[
+        str, typer.Option("--split", help="all, or only the answer scorer's `dev` or `train` questions "
+                                          "(a fixed split by question id, see docs/quality.md).")
+    ] = "all",
 ) -> None:
     """Index CORPUS, ask every question of QUERIES, and print retrieval, answer and latency figures."""
     import tempfile
@@ -392,6 +396,12 @@ def eval_(
     questions = guarded(lambda: load_questions(queries), as_json=as_json)
     if off_topic:
         questions = [as_off_topic(q) for q in questions]
+    if split not in {"all", "dev", "train"}:
+        fail("--split is all, dev or train.", as_json=as_json, code=2)
+    if split != "all":
+        from index.training import is_dev
+
+        questions = [q for q in questions if is_dev(q.id) == (split == "dev")]
     with tempfile.TemporaryDirectory(prefix="verbatim-eval-") as scratch:
         settings.index_dir = index_dir or Path(scratch) / "index"
         build = guarded(lambda: _eval_index(settings, corpus), as_json=as_json)
@@ -411,10 +421,56 @@ def eval_(
     _print_eval(summary, results, details)
 
 
+@app.command("train-answerer")
+def train_answerer(
+    data: Annotated[Path, typer.Option("--data", help="The evaluation sets (../shared/data).")] = Path("../shared/data"),
+    output: Annotated[Path | None, typer.Option("--output", help="Where to write the scorer "
+                                                "(default: the one shipped in index/).")] = None,
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where the sets' indexes are kept "
+                                                  "and reused (default: DATA_DIR/train).")] = None,
+    regularisation: Annotated[float, typer.Option("--c", min=1e-4, help="Inverse regularisation strength.")] = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Fit the answer scorer on the training split and choose its threshold on the development split."""
+    import hashlib
+
+    from index.answer_scorer import DEFAULT_SCORER
+    from index.training import collect, default_sets, fit, report_json
+
+    settings = load_settings()
+    work = work_dir or settings.data_dir / "train"
+    repo_data = Path(__file__).resolve().parents[1] / "tests" / "data"
+    sets = default_sets(data, repo_data)
+    missing = [str(p) for s in sets for p in (s.corpus, *s.questions) if not p.exists()]
+    if missing:
+        fail("Training needs these files: " + ", ".join(missing) + ". Point --data at the evaluation sets.",
+             as_json=as_json)
+
+    def open_engine(training_set) -> Engine:
+        key = hashlib.sha256(str(training_set.corpus.resolve()).encode()).hexdigest()[:10]
+        set_settings = settings.model_copy(update={"index_dir": work / f"{training_set.corpus.stem}-{key}"})
+        guarded(lambda: _eval_index(set_settings, training_set.corpus), as_json=as_json)
+        return guarded(lambda: Engine.load(set_settings), as_json=as_json)
+
+    rows = collect(sets, open_engine, progress=None if as_json else (lambda line: err.print(line)))
+    report = fit(rows, settings.answer_max_sentences, regularisation)
+    target = output or DEFAULT_SCORER
+    report.scorer.save(target)
+    if as_json:
+        print(report_json(report))
+        return
+    out.print(f"Fitted on {sum(report.train_questions.values())} questions "
+              f"({', '.join(f'{k} {v}' for k, v in report.train_questions.items())}); "
+              f"threshold {report.scorer.threshold}, keep ratio {report.scorer.keep_ratio} → {target}")
+    out.print("Development split (never fitted on):")
+    for name, figures in report.dev.items():
+        out.print(f"  {name}: " + "  ".join(f"{k} {v}" for k, v in figures.items()))
+
+
 def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
     """Reuse the index in INDEX_DIR when it was built from this corpus with these models; else build it."""
     from index.corpus import load_corpus
-    from index.store import StoredIndex, fingerprint
+    from index.store import INDEX_FORMAT, StoredIndex, fingerprint
 
     try:
         stored = StoredIndex.open_current(settings.index_dir, searchable=False)
@@ -423,7 +479,8 @@ def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
     if stored is not None:
         m = stored.manifest
         stored.close()
-        same = (m.corpus_fingerprint == fingerprint(load_corpus([corpus]).articles)
+        same = (m.format == INDEX_FORMAT
+                and m.corpus_fingerprint == fingerprint(load_corpus([corpus]).articles)
                 and m.model == settings.embedding_model
                 and m.multilingual_model == (None if settings.multilingual_model.lower() in {"", "none", "off"}
                                              else settings.multilingual_model)

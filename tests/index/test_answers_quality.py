@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from index.answer import answer_kind_bonus
+from index.answer_features import kind_offered
+from index.question import parse_question
 from index.evaluation import contains_expected, evaluate, load_questions, summarise
 from tests.index.quality_support import DATA, SEED_HELDOUT, build_engine, write_jsonl
 
@@ -29,13 +30,17 @@ def _verbatim(engine, answer) -> bool:
 
 
 def test_a_how_many_question_wants_a_number_and_a_who_question_a_new_name():
-    assert answer_kind_bonus("How many were killed?", "At least 830 people died.") == 1.0
-    assert answer_kind_bonus("How many were killed?", "Many people died.") < 0
-    assert answer_kind_bonus("Who called for calm?", "The call came from Volker Turk.") == 1.0
+    def offered(question: str, sentence: str) -> float:
+        return kind_offered(parse_question(question), sentence)
+
+    assert offered("How many were killed?", "At least 830 people died.") == 1.0
+    assert offered("How many were killed?", "Many people died.") == -1.0
+    assert offered("Who called for calm?", "The call came from Volker Turk.") == 1.0
     # A name the question already holds is no answer to it.
-    assert answer_kind_bonus("Who is Volker Turk?", "The statement came from Volker Turk.") == 0.0
-    assert answer_kind_bonus("When did it start?", "It started on Thursday.") == 1.0
-    assert answer_kind_bonus("كم عدد القتلى؟", "More than 973 civilians were killed.") == 1.0
+    assert offered("Who is Volker Turk?", "The statement came from Volker Turk.") == -1.0
+    assert offered("When did it start?", "It started on Thursday.") == 1.0
+    assert offered("كم عدد القتلى؟", "More than 973 civilians were killed.") == 1.0
+    assert offered("What did the president promise?", "He promised an inquiry.") == 0.0
 
 
 def test_number_question_is_answered_with_the_sentence_that_has_the_number(engine):
@@ -125,16 +130,17 @@ def test_arabic_question_over_arabic_sources_is_answered_without_a_translation_n
     assert _verbatim(engine, answer)
 
 
-def test_the_sentence_cache_returns_the_encoders_own_vectors_and_stays_bounded(encoders):
-    from index.answer import SentenceVectorCache
+def test_nothing_but_the_question_is_embedded_to_answer(engine, monkeypatch):
+    # Sentence vectors are stored at build time: answering embeds the question once, and a follow-up
+    # also its own words, never a candidate sentence.
+    encoded: list[str] = []
+    original = engine.encoders.dense.encode_queries
 
-    cache = SentenceVectorCache(size=2)
-    texts = ["The first sentence.", "A second one.", "The first sentence."]
-    vectors = cache.encode(encoders.dense, texts)
-    direct = encoders.dense.encode_queries(texts)
-    assert vectors.shape == direct.shape
-    assert abs(vectors - direct).max() < 1e-5
-    cache.encode(encoders.dense, ["A third."])
-    assert len(cache._vectors) == 2
-    again = cache.encode(encoders.dense, ["A third.", "The first sentence."])
-    assert abs(again - encoders.dense.encode_queries(["A third.", "The first sentence."])).max() < 1e-5
+    def counting(texts):
+        encoded.extend(texts)
+        return original(texts)
+
+    monkeypatch.setattr(engine.encoders.dense, "encode_queries", counting)
+    answer = engine.ask("How many Assad loyalists were killed in the clashes?")
+    assert answer.answered and "148" in answer.text
+    assert encoded == ["How many Assad loyalists were killed in the clashes?"]

@@ -1,0 +1,84 @@
+"""The learned answer scorer: the shipped file loads, says how it was trained, and a wrong file is refused."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from index.answer_features import FEATURES, fold, folded_words, mentions
+from index.answer_scorer import DEFAULT_SCORER, SCORER_FORMAT, AnswerScorer, ScorerError
+from index.question import parse_question, question_names
+from index.training import DEV_SHARE, is_dev
+
+
+def test_the_shipped_scorer_loads_with_its_version_features_and_dev_figures():
+    data = json.loads(DEFAULT_SCORER.read_text(encoding="utf-8"))
+    assert data["format"] == SCORER_FORMAT
+    scorer = AnswerScorer.load()
+    assert scorer.features == FEATURES
+    assert 0.0 < scorer.threshold < 1.0 and 0.0 < scorer.keep_ratio <= 1.0
+    # Trained, not hand-set: it records its training questions and figures on the development split.
+    assert sum(scorer.about["train_questions"].values()) > 500
+    assert "squad2-sample" in scorer.about["dev_figures"]
+
+
+def test_probability_rises_with_the_sentences_similarity_to_the_question():
+    scorer = AnswerScorer.load()
+    row = np.asarray(scorer.mean, dtype=np.float64).copy()
+    close, far = row.copy(), row.copy()
+    close[FEATURES.index("semantic")] += 0.3
+    far[FEATURES.index("semantic")] -= 0.3
+    p_close, p_middle, p_far = scorer.probabilities(np.stack([close, row, far]))
+    assert p_close > p_middle > p_far
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(format=SCORER_FORMAT + 1), "format"),
+    (lambda d: d.update(features=d["features"][:-1]), "other features"),
+    (lambda d: d.update(coefficients=d["coefficients"][:-1]), "wrong number"),
+    (lambda d: d.pop("threshold"), "incomplete"),
+])
+def test_a_scorer_file_that_does_not_fit_this_version_is_refused_with_what_to_do(tmp_path, change, message):
+    data = json.loads(DEFAULT_SCORER.read_text(encoding="utf-8"))
+    change(data)
+    path = tmp_path / "scorer.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ScorerError, match=message) as error:
+        AnswerScorer.load(path)
+    assert "verbatim train-answerer" in str(error.value)
+
+
+def test_an_unreadable_scorer_file_is_refused(tmp_path):
+    path = tmp_path / "scorer.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ScorerError, match="could not be read"):
+        AnswerScorer.load(path)
+
+
+def test_the_split_is_fixed_by_question_id_and_near_the_intended_share():
+    ids = [f"q{i}" for i in range(4000)]
+    share = sum(is_dev(i) for i in ids) / len(ids)
+    assert abs(share - DEV_SHARE) < 0.03
+    assert [is_dev(i) for i in ids[:50]] == [is_dev(i) for i in ids[:50]]
+
+
+def test_question_names_and_whether_an_article_mentions_them():
+    assert question_names("How many people were killed in Homs?") == ("Homs",)
+    assert question_names("What did Marco Rubio say in 2025?") == ("Marco Rubio", "2025")
+    assert question_names("Who is Syria's interim president?") == ("Syria's",)
+    assert question_names("what happened?") == ()
+    words = folded_words("U.S. Secretary of State Marco Rubio and UN rights chief Volker Türk spoke; Alawites fled.")
+    assert mentions(words, "Volker Turk") and mentions(words, "marco rubio") and mentions(words, "Alawite")
+    assert not mentions(words, "Homs") and not mentions(words, "Rubio Lammy")
+    assert fold("U.S.") == "us"
+
+
+def test_a_question_is_understood_once():
+    parsed = parse_question("and how many security forces?", context="How many civilians were killed?")
+    assert parsed.kind == "quantity" and parsed.language == "en"
+    assert parsed.terms["secur"] == 1.0 and parsed.terms["civilian"] < 1.0
+    assert parsed.retrieval_text == "How many civilians were killed? and how many security forces?"
+    assert parse_question("متى بدأت الاشتباكات؟").kind == "time"
+    assert parse_question("متى بدأت الاشتباكات؟").language == "ar"
