@@ -309,7 +309,8 @@ def fetch_page(url: str, policy: FetchPolicy) -> FetchedPage:
                     if deadline.passed() or isinstance(error, httpcore.TimeoutException):
                         late = f"{current} did not answer within {policy.timeout_seconds:g} s; try again later."
                         raise FetchError(late) from error
-                    detail = " ".join(str(error).split()) or type(error).__name__
+                    # One short line: the error may quote whatever the server sent.
+                    detail = " ".join(str(error).split()).rstrip(".")[:200] or type(error).__name__
                     raise FetchError(f"Could not fetch {current}: {detail}.") from error
                 current = target
             raise FetchError(f"{url} redirects more than {policy.max_redirects} times; give the final address.")

@@ -355,6 +355,20 @@ def test_encodings_that_cannot_be_decoded_safely_are_refused(site, encoding, bod
         fetch_page(f"http://127.0.0.1:{site}/e", policy())
 
 
+def test_a_garbage_answer_is_reported_in_one_short_line(raw_server):
+    port = raw_server(lambda conn: (_read_request(conn), conn.sendall(b"garbage " * 8000 + b"\r\n\r\n")))
+    with pytest.raises(FetchError, match="Could not fetch") as raised:
+        fetch_page(f"http://127.0.0.1:{port}/", policy())
+    message = str(raised.value)
+    assert "\n" not in message and len(message) < 300
+
+
+def test_a_server_that_closes_at_once_gets_a_clean_message(raw_server):
+    port = raw_server(_read_request)
+    with pytest.raises(FetchError, match=r"Server disconnected without sending a response\.$"):
+        fetch_page(f"http://127.0.0.1:{port}/", policy())
+
+
 def test_huge_headers_are_refused(raw_server):
     port = raw_server(lambda conn: (_read_request(conn), conn.sendall(
         b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"x" * 1000) for i in range(1000)) + b"\r\n")))
