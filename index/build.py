@@ -88,7 +88,20 @@ def build_index(
     version is never modified: a new one is written and switched to atomically.
     """
     with build_lock(settings.index_dir):
-        return _build(settings, corpus_paths, encoders, progress or (lambda _event: None), incremental)
+        return build_index_locked(settings, corpus_paths, encoders=encoders, progress=progress, incremental=incremental)
+
+
+def build_index_locked(
+    settings: Settings,
+    corpus_paths: Sequence[Path] | None = None,
+    *,
+    encoders: Encoders | None = None,
+    progress: ProgressCallback | None = None,
+    incremental: bool = False,
+) -> BuildReport:
+    """`build_index` for a caller that already holds `build_lock`: `add` saves its article and builds
+    under one lock, so a failed or refused build never leaves an unindexed file in the corpus."""
+    return _build(settings, corpus_paths, encoders, progress or (lambda _event: None), incremental)
 
 
 def _build(

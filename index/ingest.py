@@ -1,6 +1,8 @@
 """Adding an article by its address: fetch, extract, save into the corpus, index incrementally.
 
 The corpus folder stays the source of truth: the article becomes a reviewable Markdown file there.
+Adding is all or nothing: the build lock is taken before anything is saved, and the saved file is
+taken back if the build fails, so the corpus never holds an article the index does not.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from index.build import BuildReport, Encoders, ProgressCallback, build_index
+from index.build import BuildReport, Encoders, ProgressCallback, build_index_locked
 from index.corpus import Article, doc_id_from_url, extract_html, load_corpus, save_article
-from index.fetch import FetchPolicy, fetch_page, normalise_url
+from index.fetch import FetchError, FetchPolicy, fetch_page, normalise_url
 from index.settings import Settings
+from index.store import build_lock
 
 
 @dataclass(frozen=True)
@@ -48,19 +51,48 @@ def add_url(
 ) -> IngestReport:
     """Fetch the article at `url` into the corpus and update the index. Duplicates are not added."""
     address = normalise_url(url)
-    existing = load_corpus([settings.corpus_dir]).articles if settings.corpus_dir.exists() else []
-    by_url = {normalise_url(a.url): a for a in existing if a.url and a.url.startswith(("http://", "https://"))}
-    if address in by_url:
-        return IngestReport("duplicate", by_url[address], reason="this address is already in the corpus")
+    # Held from the duplicate check to the switch to the new index: a concurrent re-index is refused
+    # before anything is fetched or saved, and no other add can save the same article meanwhile.
+    with build_lock(settings.index_dir):
+        existing = load_corpus([settings.corpus_dir]).articles if settings.corpus_dir.exists() else []
+        by_url = {known: a for a in existing if (known := _known_address(a.url))}
+        if address in by_url:
+            return IngestReport("duplicate", by_url[address], reason="this address is already in the corpus")
 
-    page = fetch_page(address, fetch_policy(settings))
-    if page.url != address and page.url in by_url:
-        return IngestReport("duplicate", by_url[page.url], reason="it redirects to an address already in the corpus")
-    article = extract_html(page.html, url=address, doc_id=doc_id_from_url(address), origin=address)
-    by_text = {text_key(a.text): a for a in existing}
-    if text_key(article.text) in by_text:
-        return IngestReport("duplicate", by_text[text_key(article.text)], reason="the same text is already in the corpus")
+        page = fetch_page(address, fetch_policy(settings))
+        if page.url != address and page.url in by_url:
+            return IngestReport("duplicate", by_url[page.url],
+                                reason="it redirects to an address already in the corpus")
+        article = extract_html(page.html, url=address, doc_id=doc_id_from_url(address), origin=address)
+        by_text = {text_key(a.text): a for a in existing}
+        if text_key(article.text) in by_text:
+            return IngestReport("duplicate", by_text[text_key(article.text)],
+                                reason="the same text is already in the corpus")
 
-    path = save_article(settings.corpus_dir, article)
-    build = build_index(settings, encoders=encoders, progress=progress, incremental=True)
+        target = settings.corpus_dir / f"{article.doc_id}.md"
+        replaced = target.read_bytes() if target.is_file() else None
+        path = save_article(settings.corpus_dir, article)
+        try:
+            build = build_index_locked(settings, encoders=encoders, progress=progress, incremental=True)
+        except BaseException:
+            _take_back(path, replaced)
+            raise
     return IngestReport("added", article, path=path, build=build)
+
+
+def _known_address(url: str | None) -> str | None:
+    """A corpus article's address in the form `add` compares, or None if it has no usable one."""
+    if not url or not url.startswith(("http://", "https://")):
+        return None
+    try:
+        return normalise_url(url)
+    except FetchError:
+        return None
+
+
+def _take_back(path: Path, replaced: bytes | None) -> None:
+    """Undo `save_article`: remove the new file, or put back the one it overwrote."""
+    if replaced is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(replaced)

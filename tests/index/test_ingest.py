@@ -5,17 +5,19 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from index.build import build_index
-from index.corpus import read_markdown
+from index.corpus import doc_id_from_url, read_markdown
 from index.engine import Engine
-from index.fetch import FetchError
+from index.errors import ReindexInProgressError
+from index.fetch import FetchError, normalise_url
 from index.ingest import add_url
+from index.store import build_lock
 
 from tests.conftest import SEED_ARTICLE, make_settings
+from tests.index.test_cli import run
 
 ARTICLE_HTML = """<!doctype html><html><head><title>Dam repairs | Valley Herald</title>
 <meta property="og:site_name" content="Valley Herald"><meta name="author" content="Rana Haddad">
@@ -166,3 +168,80 @@ def test_html_and_text_files_in_the_corpus_are_indexed(tmp_path, encoders):
     titles = {d.doc_id: d.title for d in engine.sources()}
     assert titles == {"dam": "Engineers finish repairs on the Qarun dam", "note": "Council vote"}
     assert "7 to 2" in engine.ask("How did the council vote on the bridge?").text
+
+
+def corpus_files(settings) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in settings.corpus_dir.iterdir()}
+
+
+def test_add_during_a_reindex_is_refused_and_saves_nothing(server, library, encoders):
+    _, base = server
+    Pages.routes["/a"] = html(ARTICLE_HTML)
+    before = corpus_files(library)
+    with build_lock(library.index_dir):  # another build or add holds the index
+        with pytest.raises(ReindexInProgressError, match="re-index is already running"):
+            add_url(library, f"{base}/a", encoders=encoders)
+    assert corpus_files(library) == before
+    assert add_url(library, f"{base}/a", encoders=encoders).status == "added"  # not "duplicate"
+
+
+def test_a_failed_build_takes_the_article_back_and_a_retry_adds_it(server, library, encoders, monkeypatch):
+    _, base = server
+    Pages.routes["/a"] = html(ARTICLE_HTML)
+    before = corpus_files(library)
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("index.build.write_version", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        add_url(library, f"{base}/a", encoders=encoders)
+    assert corpus_files(library) == before
+    monkeypatch.undo()
+    retry = add_url(library, f"{base}/a", encoders=encoders)
+    assert retry.status == "added" and retry.build.added == [retry.article.doc_id]
+
+
+def test_a_failed_build_puts_back_a_file_it_overwrote(server, library, encoders, monkeypatch):
+    _, base = server
+    Pages.routes["/a"] = html(ARTICLE_HTML)
+    same_name = library.corpus_dir / f"{doc_id_from_url(normalise_url(f'{base}/a'))}.md"
+    same_name.write_text("---\ntitle: Written by hand\n---\nA note an editor kept under this name.\n", encoding="utf-8")
+    before = corpus_files(library)
+    monkeypatch.setattr("index.build.write_version", lambda *_a, **_k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    with pytest.raises(OSError, match="I/O error"):
+        add_url(library, f"{base}/a", encoders=encoders)
+    assert corpus_files(library) == before
+
+
+def test_a_page_with_an_unknown_charset_and_bad_bytes_is_added(server, library, encoders):
+    _, base = server
+    head = '<head><meta charset="x-no-such-charset">'
+    body = ARTICLE_HTML.replace("<head>", head).encode("utf-8") + b"\xff\xfe\xc3"
+    Pages.routes["/odd"] = (200, {"Content-Type": "text/html; charset=x-no-such-charset"}, body, 0.0)
+    report = add_url(library, f"{base}/odd", encoders=encoders)
+    assert report.status == "added" and "41 workers" in report.article.text
+
+
+def test_a_corpus_article_with_a_malformed_address_does_not_block_adding(server, library, encoders):
+    _, base = server
+    Pages.routes["/a"] = html(ARTICLE_HTML)
+    (library.corpus_dir / "odd.md").write_text(
+        "---\ntitle: Odd\nurl: http://127.0.0.1:99999/bad path\n---\nA note with a broken address.\n", encoding="utf-8")
+    assert add_url(library, f"{base}/a", encoders=encoders).status == "added"
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [("http://127.0.0.1:99999/", "port out of range"), ("http://user:pw@example.org/", "user name or password"),
+     ("http://☃.example/", "is not valid")],
+    ids=["port-out-of-range", "userinfo", "idna"],
+)
+def test_cli_add_of_a_malformed_address_says_why_in_one_line(tmp_path, url, message):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    result = run(["add", url], make_settings(tmp_path, corpus))
+    assert result.returncode == 1, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert list(corpus.iterdir()) == []
