@@ -13,7 +13,7 @@ import numpy as np
 from index import __version__
 from index.corpus import load_corpus
 from index.embedders import Encoder, SentenceTransformerEncoder, load_multilingual
-from index.errors import CorpusError, IndexCorruptError, IndexMissingError
+from index.errors import CorpusError, IndexCorruptError, IndexFormatError, IndexMissingError
 from index.lexical import analyse
 from index.passages import Passage, split_article_sentences
 from index.settings import Settings
@@ -194,6 +194,7 @@ def _build(
         sentences=len(sentences),
         build_seconds=round(time.perf_counter() - started, 3),
         verbatim_version=__version__,
+        embedding_backend=encoders.dense.backend,
     )
     write_version(
         settings.index_dir,
@@ -268,6 +269,7 @@ def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, m
     m = previous.manifest
     return (
         m.model == settings.embedding_model
+        and m.embedding_backend == encoders.dense.backend  # onnx-int8 vectors are not fp32 ones
         and m.dimension == encoders.dense.dimension
         and m.multilingual_model == (encoders.multilingual.name if encoders.multilingual else None)
         and m.passage_max_tokens == max_tokens
@@ -281,5 +283,5 @@ def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, m
 def _open_previous(root: Path) -> StoredIndex | None:
     try:
         return StoredIndex.open_current(root, searchable=False)
-    except (IndexMissingError, IndexCorruptError):
+    except (IndexMissingError, IndexCorruptError, IndexFormatError):
         return None

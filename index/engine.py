@@ -23,6 +23,7 @@ from index.question import parse_question
 from index.search import Hit, Searcher
 from index.settings import Settings
 from index.store import DocumentInfo, StoredIndex
+from index.vectors import VectorIndexPolicy
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class Engine:
     def load(cls, settings: Settings, encoders: Encoders | None = None) -> "Engine":
         # One query at a time is served fastest single-threaded on a small machine.
         faiss.omp_set_num_threads(1)
-        stored = StoredIndex.open_current(settings.index_dir)
+        stored = StoredIndex.open_current(settings.index_dir, policy=VectorIndexPolicy.from_settings(settings))
         manifest = stored.manifest
         if manifest.model != settings.embedding_model:
             raise IndexMismatchError("the embedding model", manifest.model, settings.embedding_model)

@@ -21,6 +21,20 @@ class IndexMismatchError(VerbatimError):
         )
 
 
+class IndexFormatError(IndexMismatchError):
+    """The index on disk was written in a layout this version of Verbatim does not read."""
+
+    def __init__(self, found: object, reads: int, unknown_fields: list[str] | None = None) -> None:
+        newer = isinstance(found, int) and found > reads or bool(unknown_fields)
+        shown = "none recorded" if found is None else found
+        extra = f" with fields {', '.join(unknown_fields)}" if unknown_fields else ""
+        VerbatimError.__init__(
+            self,
+            f"This index was built by {'a newer' if newer else 'an older'} version of Verbatim "
+            f"(format {shown}{extra}, this version reads {reads}). Rebuild it with `verbatim index build`.",
+        )
+
+
 class IndexCorruptError(VerbatimError):
     pass
 

@@ -14,7 +14,7 @@ from index.build import Encoders
 from index.embedders import Encoder
 from index.lexical import analyse
 from index.question import ParsedQuestion
-from index.settings import Settings
+from index.settings import Settings, reranker_name
 from index.store import DocumentInfo, PassageRecord, StoredIndex
 
 Ranking = list[tuple[int, float]]  # (passage row, score), best first
@@ -132,7 +132,7 @@ class Searcher:
 
     @property
     def reranker(self) -> "Reranker | None":
-        name = self.settings.reranker_model
+        name = reranker_name(self.settings.reranker_model)  # also when set past the validator (model_copy)
         return load_reranker(name) if name else None
 
     def retrieve(self, question: ParsedQuestion, *, k: int, doc_id: str | None = None) -> Retrieval:

@@ -10,6 +10,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 
+# RERANKER_MODEL values that mean "no reranker" rather than a model called "off".
+RERANKER_OFF = frozenset({"", "none", "off", "false", "no", "0"})
+
+
+def reranker_name(value: str | None) -> str | None:
+    """The reranker model a RERANKER_MODEL value names, or None when it turns reranking off."""
+    if value is None or value.strip().lower() in RERANKER_OFF:
+        return None
+    return value.strip()
+
+
 class Settings(BaseSettings):
     # Empty values (`DISCORD_GUILD_ID=` in .env) mean "use the default".
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
@@ -104,8 +115,8 @@ class Settings(BaseSettings):
 
     @field_validator("reranker_model", mode="before")
     @classmethod
-    def _blank_reranker_is_none(cls, value: object) -> object:
-        return None if isinstance(value, str) and value.strip().lower() in {"", "none"} else value
+    def _reranker_off_is_none(cls, value: object) -> object:
+        return reranker_name(value) if isinstance(value, str) else value
 
     @property
     def resolved_model_cache_dir(self) -> Path:

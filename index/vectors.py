@@ -34,7 +34,8 @@ VectorIndexKind = Literal["auto", "flat", "hnsw", "ivf"]
 class VectorIndexPolicy:
     """Which index serves a set of vectors, and how deep approximate ones search.
 
-    The search depths are stored in the index file, so a loaded index searches as it was built.
+    The search depths are query-time settings: the build stores its own in the index file, and
+    `load_vector_index` given a policy replaces them with the policy's, so changing them needs no rebuild.
     """
 
     kind: VectorIndexKind = "auto"  # auto: flat below `threshold` vectors, else `approximate`
@@ -129,9 +130,9 @@ def build_vector_index(vectors: np.ndarray, policy: VectorIndexPolicy | None = N
         index = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, policy.hnsw_m,
                                   faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = policy.hnsw_ef_construction
-        index.hnsw.efSearch = policy.hnsw_ef_search
         index.train(_sample(vectors, 200_000))
         _add_in_blocks(index, vectors)
+        set_search_depth(index, policy)
         return ApproximateIndex(index)
     if kind == "ivf":
         nlist = ivf_lists(count)
@@ -143,7 +144,7 @@ def build_vector_index(vectors: np.ndarray, policy: VectorIndexPolicy | None = N
         index.train(_sample(vectors, nlist * 48))
         _add_in_blocks(index, vectors)
         index.make_direct_map()  # so rows can be reconstructed (similarities, range searches)
-        index.nprobe = min(policy.ivf_nprobe, nlist)
+        set_search_depth(index, policy)
         return ApproximateIndex(index)
     raise ValueError(f"Unknown vector index kind {kind!r}; use auto, flat, hnsw or ivf.")
 
@@ -186,8 +187,24 @@ def save_vector_index(index: faiss.Index, path: Path) -> None:
     faiss.write_index(unwrap(index), str(path))
 
 
-def load_vector_index(path: Path, mmap: bool = True) -> faiss.Index:
-    """Read an index, memory-mapping its vectors where FAISS can (flat and HNSW codes)."""
+def load_vector_index(path: Path, mmap: bool = True, policy: VectorIndexPolicy | None = None) -> faiss.Index:
+    """Read an index, memory-mapping its vectors where FAISS can (flat and HNSW codes).
+
+    With a `policy`, approximate indexes search as deep as it says; without, as deep as when built.
+    """
     flags = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY if mmap else 0
     index = faiss.read_index(str(path), flags)
+    if policy is not None:
+        set_search_depth(index, policy)
     return index if isinstance(index, faiss.IndexFlat) else ApproximateIndex(index)
+
+
+def set_search_depth(index: faiss.Index, policy: VectorIndexPolicy) -> None:
+    """Apply the policy's efSearch (HNSW) or nprobe (IVF, at most its number of lists); flat: nothing."""
+    index = unwrap(index)
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = policy.hnsw_ef_search
+        return
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        ivf.nprobe = min(policy.ivf_nprobe, ivf.nlist)

@@ -6,10 +6,13 @@ import pytest
 
 from index.build import build_index
 from index.engine import Engine
-from index.errors import CorpusError, IndexMismatchError, IndexMissingError
-from index.store import StoredIndex, current_version
+from index.errors import CorpusError, IndexFormatError, IndexMismatchError, IndexMissingError
+from index.store import INDEX_FORMAT, StoredIndex, current_version, write_version
+from index.vectors import unwrap
 
 from tests.conftest import SEED_ARTICLE, make_settings
+from tests.index.test_cli import run as run_cli
+from tests.index.test_store import synthetic_content
 
 
 def test_build_then_load_round_trip(seed_settings, seed_engine):
@@ -71,12 +74,27 @@ def test_index_from_another_model_is_refused(seed_settings, encoders):
 
 def test_index_with_another_dimension_is_refused(seed_settings, encoders, tmp_path):
     settings = make_settings(tmp_path, seed_settings.corpus_dir)
-    build_index(settings, encoders=encoders)
-    store = current_version(settings.index_dir) / "store.sqlite"
-    with sqlite3.connect(store) as db:
-        db.execute("UPDATE manifest SET value = '768' WHERE key = 'dimension'")
+    write_version(settings.index_dir, synthetic_content(dimension=768))  # same model name, other vectors
     with pytest.raises(IndexMismatchError, match="dimension"):
         Engine.load(settings, encoders=encoders)
+
+
+def test_an_index_of_an_older_format_gets_one_line_and_a_rebuild_replaces_it(seed_settings, encoders, tmp_path):
+    settings = make_settings(tmp_path, seed_settings.corpus_dir)
+    build_index(settings, encoders=encoders)
+    with sqlite3.connect(current_version(settings.index_dir) / "store.sqlite") as db:
+        db.execute("UPDATE manifest SET value = ? WHERE key = 'format'", (str(INDEX_FORMAT - 1),))
+    expected = (f"This index was built by an older version of Verbatim (format {INDEX_FORMAT - 1}, "
+                f"this version reads {INDEX_FORMAT}). Rebuild it with `verbatim index build`.")
+    result = run_cli(["ask", "How many civilians were killed?"], settings)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [f"error: {expected}"]
+    with pytest.raises(IndexFormatError):
+        Engine.load(settings, encoders=encoders)
+    # The build it names works over the old index: everything is embedded afresh, nothing reused.
+    report = build_index(settings, encoders=encoders, incremental=True)
+    assert report.embedded_passages == report.passages
+    assert Engine.load(settings, encoders=encoders).ask("How many civilians were killed?").answered
 
 
 def test_previous_version_stays_loadable_after_a_rebuild(seed_settings, encoders, tmp_path):
@@ -95,3 +113,9 @@ def test_vector_index_settings_reach_the_build(seed_settings, encoders, tmp_path
     assert engine.stored.manifest.vector_index != "flat"
     assert "hnsw" in engine.stored.manifest.vector_index.lower()
     assert engine.ask("How many civilians were killed?").answered
+    # efSearch is a query-time setting: a new value applies when the index is next loaded, no rebuild.
+    for ef_search in (24, 400):
+        deeper = Engine.load(settings.model_copy(update={"hnsw_ef_search": ef_search}), encoders=encoders)
+        assert unwrap(deeper.stored.dense).hnsw.efSearch == ef_search
+        assert unwrap(deeper.stored.multilingual).hnsw.efSearch == ef_search
+        assert deeper.ask("How many civilians were killed?").answered

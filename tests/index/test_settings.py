@@ -1,5 +1,8 @@
 from pathlib import Path
 
+import pytest
+
+from index.search import Searcher
 from index.settings import Settings
 
 
@@ -32,3 +35,20 @@ def test_env_example_lists_every_setting():
     names = {line.split("=", 1)[0].strip().lower() for line in example.splitlines() if "=" in line and not line.startswith("#")}
     assert names == set(Settings.model_fields)
     Settings(_env_file=Path(__file__).parents[2] / ".env.example")  # and its values are valid
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", "none", "None", "false", "False", "0", "no", "", "  off  "])
+def test_reranker_off_means_no_reranker(value, monkeypatch, tmp_path, seed_engine, encoders):
+    assert Settings(_env_file=None, reranker_model=value).reranker_model is None
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RERANKER_MODEL", value)
+    assert Settings().reranker_model is None
+    # Set past the validator (as tests and the bot's overrides do), it still means off when searching.
+    settings = seed_engine.settings.model_copy(update={"reranker_model": value})
+    assert Searcher(seed_engine.stored, encoders, settings).reranker is None
+
+
+def test_a_reranker_name_is_kept():
+    assert Settings(_env_file=None, reranker_model=" cross-encoder/ms-marco-MiniLM-L-6-v2 ").reranker_model == (
+        "cross-encoder/ms-marco-MiniLM-L-6-v2"
+    )

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from index.build import build_index
+from index.build import Encoders, build_index
+from index.embedders import SentenceTransformerEncoder
 from index.corpus import Article, save_article
 from index.engine import Engine, LiveEngine
 from index.errors import ReindexInProgressError
-from index.store import VERSIONS_DIR, build_lock, current_version
+from index.store import VERSIONS_DIR, StoredIndex, build_lock, current_version
 
 from tests.conftest import MODEL_CACHE, SEED_ARTICLE, make_settings
 
@@ -112,7 +113,8 @@ def test_a_reader_keeps_answering_while_an_update_runs(tmp_path, encoders):
 
 BUILD_SCRIPT = """
 import sys
-from index.build import build_index
+from index.build import Encoders, build_index
+from index.embedders import SentenceTransformerEncoder
 from index.settings import Settings
 settings = Settings(_env_file=None, corpus_dir=sys.argv[1], data_dir=sys.argv[2])
 def progress(event):
@@ -162,6 +164,7 @@ def test_killing_a_build_leaves_the_previous_index_working(tmp_path, encoders, s
     # The next build cleans up what the killed one left half-written.
     build_index(settings, encoders=encoders, incremental=True)
     leftovers = [p.name for p in (settings.index_dir / VERSIONS_DIR).iterdir() if p.name.startswith(".tmp-")]
+    leftovers += [p.name for p in settings.index_dir.iterdir() if p.name.startswith(".CURRENT.")]
     assert leftovers == []
     assert "bridge to the port" in Engine.load(settings, encoders=encoders).ask("What was rebuilt?").text
 
@@ -172,3 +175,53 @@ def test_old_versions_are_cleaned_up(tmp_path, encoders):
         build_index(settings, encoders=encoders)
     versions = [p for p in (settings.index_dir / VERSIONS_DIR).iterdir() if not p.name.startswith(".")]
     assert len(versions) == 2  # the current one and the one before, for readers still holding it
+
+
+def test_a_reader_keeps_its_version_through_later_builds(tmp_path, encoders):
+    corpus = corpus_with(tmp_path, 2)
+    settings = make_settings(tmp_path, corpus)
+    build_index(settings, encoders=encoders)
+    reader = Engine.load(settings, encoders=encoders)
+    held = reader.stored.folder
+    for number in (10, 11, 12):
+        save_article(corpus, town_article(number))
+        build_index(settings, encoders=encoders, incremental=True)
+    assert held.is_dir() and current_version(settings.index_dir) != held
+    assert "families" in reader.ask("How many families returned to Homs?").text
+    assert reader.stored.stored_vectors("dense").shape == (reader.stored.passage_count, 384)  # read lazily
+    assert reader.article_text("town-000").startswith("Officials in Aleppo")
+    reader.stored.close()
+    build_index(settings, encoders=encoders, incremental=True)
+    assert not held.exists()
+
+
+def test_vectors_of_another_embedding_backend_are_not_reused(tmp_path, encoders):
+    corpus = corpus_with(tmp_path, 3)
+    settings = make_settings(tmp_path, corpus)
+    int8 = Encoders(dense=SentenceTransformerEncoder(settings.embedding_model, backend="onnx-int8",
+                                                     cache_dir=MODEL_CACHE),
+                    multilingual=encoders.multilingual)
+    assert int8.dense.backend == "onnx-int8" and encoders.dense.backend == "onnx"
+    build_index(settings.model_copy(update={"embedding_backend": "onnx-int8"}), encoders=int8)
+    assert StoredIndex.open_current(settings.index_dir).manifest.embedding_backend == "onnx-int8"
+
+    update = build_index(settings, encoders=encoders, incremental=True)
+    assert update.embedded_passages == update.passages and update.embedded_documents == 3
+    assert StoredIndex.open_current(settings.index_dir).manifest.embedding_backend == "onnx"
+    again = build_index(settings, encoders=encoders, incremental=True)
+    assert again.embedded_passages == 0  # same backend: reused
+
+
+@pytest.mark.parametrize("damage", ["truncated", "deleted"])
+def test_an_update_over_damaged_stored_vectors_embeds_again(tmp_path, encoders, damage):
+    corpus = corpus_with(tmp_path, 3)
+    settings = make_settings(tmp_path, corpus)
+    build_index(settings, encoders=encoders)
+    vectors = current_version(settings.index_dir) / "dense.npy"
+    if damage == "truncated":
+        vectors.write_bytes(vectors.read_bytes()[:1000])
+    else:
+        vectors.unlink()
+    update = build_index(settings, encoders=encoders, incremental=True)
+    assert update.embedded_passages == update.passages
+    assert "families" in Engine.load(settings, encoders=encoders).ask("How many families returned to Homs?").text
