@@ -26,7 +26,7 @@ from index.question import parse_question
 
 DEV_SHARE = 0.3  # of each set's questions, by a hash of their id
 THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.05, 0.951, 0.025))
-KEEP_RATIOS = (0.6, 0.75, 0.9, 1.0)
+KEEP_RATIOS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
 
 
 @dataclass(frozen=True)
