@@ -11,6 +11,7 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.discord.formatting import escape
 from index.errors import VerbatimError
 
 log = logging.getLogger("verbatim.discord")
@@ -40,10 +41,13 @@ def unwrap(error: BaseException) -> BaseException:
 
 
 def user_message(error: BaseException) -> str | None:
-    """What to tell the user about an expected error, or None when the error is a bug."""
+    """What to tell the user about an expected error, or None when the error is a bug.
+
+    Errors often repeat what the user typed (an id, an address): that text is shown, never rendered.
+    """
     error = unwrap(error)
     if isinstance(error, VerbatimError):
-        return str(error)  # the engine's errors already say what happened and what to do
+        return escape(str(error))  # the engine's errors already say what happened and what to do
     if isinstance(error, app_commands.CommandOnCooldown):
         return f"One question at a time, please: you can ask again in {max(error.retry_after, 1):.0f} s."
     if isinstance(error, app_commands.MissingPermissions):
@@ -54,7 +58,7 @@ def user_message(error: BaseException) -> str | None:
     if isinstance(error, app_commands.CheckFailure):
         return "You can't use this command here."
     if isinstance(error, app_commands.TransformerError):
-        return f"I couldn't use the value {error.value!r}: check the option and try again."
+        return f"I couldn't use the value {escape(repr(error.value))}: check the option and try again."
     return None
 
 
