@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import discord
 import pytest
 from discord import app_commands
 
 from bot.discord.formatting import ANSWER_FOOTER_PREFIX
+from index.settings import Settings
 from tests.bot.conftest import SEED_ARTICLE, SEED_URL, assert_fits, embed_text
 
 ARTICLE = SEED_ARTICLE.read_text(encoding="utf-8")
@@ -187,23 +190,41 @@ async def test_everyone_and_role_mentions_in_a_question_ping_nobody(env, guild, 
     assert all(b.get("allowed_mentions", {}).get("parse") == [] for b in messages), messages
 
 
-@pytest.mark.parametrize("settings", [{"ask_cooldown_seconds": 30}], indirect=True)
-async def test_cooldown_is_per_user_and_friendly(env, channel, alice, bob):
+SHIPPED_BUDGET = {name: Settings.model_fields[name].default for name in ("ask_burst", "ask_window_seconds")}
+
+
+@pytest.mark.parametrize("settings", [SHIPPED_BUDGET], indirect=True)
+async def test_a_conversation_is_never_refused_but_a_flood_is(env, channel, alice, bob):
+    assert SHIPPED_BUDGET == {"ask_burst": 5, "ask_window_seconds": 60.0}
+    me = env.bot.user
+    # A normal conversation: a question, a follow-up right after it, a mention, two more questions.
     first = await alice.slash(channel, "ask", question="How many civilians were killed?")
-    assert first.response.embeds
+    assert "973" in first.response.embeds[0].description
+    await alice.send(channel, "and how many security forces?", reply_to=first.response)
+    assert "125" in channel.last_message.embeds[0].description
+    await alice.send(channel, f"<@{me.id}> Who is the interim president?")
+    assert "al-Sharaa" in channel.last_message.embeds[0].description
+    for question in ("Who called for accountability?", "What did al-Sharaa say?"):
+        assert (await alice.slash(channel, "ask", question=question)).response.embeds
 
-    again = await alice.slash(channel, "ask", question="Who is the interim president?")
-    assert again.ephemeral and not again.deferred  # refused before any work started
-    assert "you can ask again in 30 s" in again.response.content
+    # A sixth question within the minute is refused, privately, before any work starts, saying when.
+    refused = await alice.slash(channel, "ask", question="Who is the interim president?")
+    assert refused.ephemeral and not refused.deferred
+    next_allowed = math.ceil(env.now().timestamp() + 60)
+    assert refused.response.content == (
+        f"You have asked 5 questions in the last minute, as many as I take from one person: "
+        f"you can ask again <t:{next_allowed}:R>."
+    )
     assert [type(e) for e in env.errors] == [app_commands.CommandOnCooldown]
+    # A mention counts against the same budget and is told the same (a reply cannot be private).
+    await alice.send(channel, f"<@{me.id}> Who is the interim president?")
+    assert channel.last_message.content == refused.response.content
 
-    # A mention counts against the same cooldown, and is answered just as kindly.
-    await alice.send(channel, f"<@{env.bot.user.id}> Who is the interim president?")
-    assert "you can ask again in" in channel.last_message.content
+    # Someone else is not affected.
+    assert "973" in (await bob.slash(channel, "ask", question="How many civilians were killed?")).response.embeds[0].description
 
-    assert (await bob.slash(channel, "ask", question="Who is the interim president?")).response.embeds
-
-    await env.advance_time(31)
+    # Once the first question is a minute old, alice may ask again.
+    await env.advance_time(61)
     assert (await alice.slash(channel, "ask", question="Who is the interim president?")).response.embeds
 
 
