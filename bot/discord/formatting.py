@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import discord
 
@@ -29,6 +30,7 @@ EMBEDS_PER_MESSAGE = 10
 CHOICES = 25
 CHOICE_NAME = 100
 CHOICE_VALUE = 100
+LINK = 2048  # an embed's url; Discord refuses the whole message past it
 
 COLOUR = discord.Colour.from_rgb(64, 120, 192)
 DECLINED_COLOUR = discord.Colour.from_rgb(150, 150, 150)
@@ -263,8 +265,14 @@ def citation_line(citation: Any) -> str:
 
 
 def _is_link(url: str | None) -> bool:
-    return (bool(url) and url.startswith(("https://", "http://")) and ")" not in url
-            and not any(c.isspace() for c in url))
+    """Whether Discord accepts `url` as an embed's link and Markdown keeps it whole inside `[text](url)`."""
+    if not url or len(url) > LINK or ")" in url or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
 
 
 def link_or_text(url: str) -> str:

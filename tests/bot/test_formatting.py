@@ -86,3 +86,39 @@ def test_choices_are_capped_and_short(library):
 def test_mentions_are_taken_out_of_questions():
     assert strip_mentions("<@123> @everyone <@&456> <#789> @here how many?") == "how many?"
     assert strip_mentions("email me@everyone.org") == "email me@everyone.org"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://", "http:///no-host", "http://[::1", "javascript:alert(1)", "https://exa mple.org/a",
+     "https://example.org/a)b", "https://example.org/" + "a" * 2100],
+    ids=["no-host", "empty-host", "broken-ipv6", "javascript", "space", "paren", "too-long"],
+)
+def test_an_address_that_is_not_a_usable_link_is_shown_as_text(url):
+    """Discord refuses a whole message whose embed link is malformed (error 50035): never send one."""
+    from types import SimpleNamespace
+
+    doc = SimpleNamespace(doc_id="d", title="T", url=url, source="S", published=None, opening="Text.",
+                          passage_count=1, author=None)
+    card = formatting.source_card(doc)
+    assert card.url is None
+    assert {f.name: f.value for f in card.fields}["Link"] == formatting.truncate(formatting.escape(url), 1024)
+    line = formatting.citation_line(Citation(1, "d", "T", "S", url, None, "q", "d#0", 0, 1))
+    assert line == "1. T — S"
+    assert "](" not in formatting.sources_pages([doc])[0].description
+
+
+def test_a_usable_address_is_linked():
+    line = formatting.citation_line(citation(3))
+    assert line == "3. [A title](https://example.org/3) — Outlet, 2025-03-09"
+
+
+def test_an_option_value_echoed_in_an_error_is_shown_as_text():
+    import discord
+    from discord import app_commands
+
+    from bot.discord.errors import user_message
+
+    kind = discord.AppCommandOptionType.string
+    error = app_commands.TransformerError("**x** <@1>", kind, app_commands.transformers.IdentityTransformer(kind))
+    assert user_message(error) == r"I couldn't use the value '\*\*x\*\* \<\@1>': check the option and try again."
