@@ -44,6 +44,7 @@ ELLIPSIS = "…"
 SOURCES_PER_PAGE = 10
 HITS_PER_PAGE = 4
 HIT_EXCERPT = 700  # keeps four hits, their titles and a footer well inside 6000 characters
+MIN_EXCERPT = 200  # what a search hit always shows of its passage
 
 
 def truncate(text: str, limit: int) -> str:
@@ -258,10 +259,10 @@ def outlet_line(item: Any) -> str:
 
 def citation_line(citation: Any) -> str:
     """`n. title — outlet, date`, the title linked to the article."""
-    title = escape(truncate(one_line(citation.title) or citation.doc_id, 200))
+    title = truncate(escape(one_line(citation.title) or citation.doc_id), 200)
     linked = f"[{title}]({citation.url})" if _is_link(citation.url) else title
     outlet = outlet_line(citation)
-    return f"{citation.n}. {linked}" + (f" — {escape(outlet)}" if outlet else "")
+    return f"{citation.n}. {linked}" + (f" — {truncate(escape(outlet), 120)}" if outlet else "")
 
 
 def _is_link(url: str | None) -> bool:
@@ -355,22 +356,25 @@ def source_label(doc: Any) -> str:
 
 
 def sources_pages(documents: Sequence[Any]) -> list[discord.Embed]:
-    """The indexed articles, ten to a page: id, title, outlet, date."""
+    """The indexed articles, up to ten to a page (fewer when their lines are long): id, title, outlet, date."""
     total = len(documents)
     if not documents:
         return [discord.Embed(title="Indexed sources", description="The index is empty.", colour=COLOUR)]
-    pages = []
-    for start in range(0, total, SOURCES_PER_PAGE):
-        lines = []
-        for doc in documents[start : start + SOURCES_PER_PAGE]:
-            title = escape(truncate(one_line(doc.title) or doc.doc_id, 150))
-            if _is_link(doc.url):
-                title = f"[{title}]({doc.url})"
-            outlet = outlet_line(doc)
-            lines.append(f"{code(truncate(doc.doc_id, 60))} {title}" + (f" — {escape(outlet)}" if outlet else ""))
-        embed = discord.Embed(title=f"Indexed sources ({total})", description="\n".join(lines), colour=COLOUR)
-        pages.append(embed)
-    return _number_pages(pages, "Use /source with an id for details")
+    pages: list[list[str]] = [[]]
+    for doc in documents:
+        # At most ~2,400 characters (the link is at most 2048), so a line always fits a page.
+        title = truncate(escape(one_line(doc.title) or doc.doc_id), 150)
+        if _is_link(doc.url):
+            title = f"[{title}]({doc.url})"
+        outlet = truncate(escape(outlet_line(doc)), 120)
+        line = f"{code(truncate(doc.doc_id, 60))} {title}" + (f" — {outlet}" if outlet else "")
+        page = pages[-1]
+        if len(page) == SOURCES_PER_PAGE or len("\n".join([*page, line])) > DESCRIPTION:
+            pages.append(page := [])
+        page.append(line)
+    embeds = [discord.Embed(title=f"Indexed sources ({total})", description="\n".join(lines), colour=COLOUR)
+              for lines in pages]
+    return _number_pages(embeds, "Use /source with an id for details")
 
 
 def source_card(doc: Any) -> discord.Embed:
@@ -378,7 +382,7 @@ def source_card(doc: Any) -> discord.Embed:
     embed = discord.Embed(
         title=escape(one_line(doc.title) or doc.doc_id),
         url=doc.url if _is_link(doc.url) else None,
-        description=escape(truncate(doc.opening or "", 1500)),
+        description=truncate(escape(doc.opening or ""), 1500),
         colour=COLOUR,
     )
     embed.add_field(name="Outlet", value=escape(doc.source or "unknown"))
@@ -409,12 +413,16 @@ def search_pages(query: str, hits: Sequence[Any]) -> list[discord.Embed]:
     for start in range(0, len(hits), HITS_PER_PAGE):
         embed = discord.Embed(title=title, colour=COLOUR)
         for rank, hit in enumerate(hits[start : start + HITS_PER_PAGE], start=start + 1):
-            link = f" · [article]({hit.url})" if _is_link(hit.url) else ""
-            excerpt = escape(truncate(one_line(hit.text), HIT_EXCERPT))
             outlet = outlet_line(hit)
+            head = hit_score(hit) + (f" · {truncate(escape(outlet), 120)}" if outlet else "")
+            link = f" · [article]({hit.url})" if _is_link(hit.url) else ""
+            if len(head) + len(link) > FIELD_VALUE - MIN_EXCERPT:
+                link = ""  # a very long address would crowd out the passage, or be cut mid-link
+            room = FIELD_VALUE - len(head) - len(link) - len("\n> ")
+            excerpt = truncate(escape(one_line(hit.text)), min(HIT_EXCERPT, room))
             embed.add_field(
-                name=f"{rank}. {escape(truncate(one_line(hit.title) or hit.doc_id, 200))}",
-                value=f"{hit_score(hit)}{' · ' + escape(outlet) if outlet else ''}{link}\n> {excerpt}",
+                name=f"{rank}. {truncate(escape(one_line(hit.title) or hit.doc_id), 200)}",
+                value=f"{head}{link}\n> {excerpt}",
                 inline=False,
             )
         pages.append(embed)
