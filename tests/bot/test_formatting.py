@@ -68,7 +68,7 @@ def test_fit_embed_truncates_everything_to_its_limit():
     import discord
 
     embed = discord.Embed(title="t" * 300, description="d" * 5000)
-    for n in range(30):
+    for _ in range(30):
         embed.add_field(name="n" * 300, value="v" * 2000)
     embed.set_footer(text="f" * 3000)
     assert_fits("", [formatting.fit_embed(embed)])

@@ -16,7 +16,7 @@ class Clock:
 def test_a_burst_is_allowed_and_the_window_slides():
     clock = Clock()
     budget = QuestionBudget(burst=5, window_seconds=60, clock=clock)
-    for second in range(5):  # five questions, one every ten seconds
+    for _ in range(5):  # five questions, one every ten seconds
         assert budget.take(1) == 0.0
         clock.now += 10
     # At 50 s the first question is 50 s old: 10 s to wait, and a refusal is not counted.
