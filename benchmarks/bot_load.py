@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(tempfile.mkdtemp(prefix="verbatim-bot-bench-"))
         shutil.copytree(ROOT / "corpus", work / "corpus")
         settings = Settings(_env_file=None, corpus_dir=work / "corpus", data_dir=work / "var",
-                            ask_cooldown_seconds=0.0)
+                            ask_burst=0)
         settings = settings.model_copy(update={"data_dir": ROOT / "var", "index_dir": work / "var" / "index"})
         build_index(settings)
         described = "the seed article"
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         default = VectorIndexPolicy().choose(size)
         index_dir, _ = prepare(size, [default])
         run_link(index_dir, default)
-        settings = Settings(_env_file=None, data_dir=ROOT / "var", index_dir=index_dir, ask_cooldown_seconds=0.0)
+        settings = Settings(_env_file=None, data_dir=ROOT / "var", index_dir=index_dir, ask_burst=0)
         described = f"{label(size)} synthetic passages ({default} index)"
     log("loading the engine")
     live = LiveEngine(settings, Engine.load(settings))

@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None
     allowed_channel_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
-    ask_cooldown_seconds: float = Field(10.0, ge=0.0)
+    ask_burst: int = Field(5, ge=0, le=1000)  # questions per user per window; 0 turns the budget off
+    ask_window_seconds: float = Field(60.0, gt=0.0, le=86_400.0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -16,7 +16,7 @@ from bot.discord.cogs.about import About
 from bot.discord.cogs.admin import Admin
 from bot.discord.cogs.ask import Ask
 from bot.discord.cogs.sources import Sources
-from bot.discord.cooldown import QuestionCooldown
+from bot.discord.cooldown import QuestionBudget
 from bot.discord.errors import NONE, StartupError, VerbatimTree
 from index.engine import LiveEngine
 from index.settings import Settings
@@ -31,7 +31,7 @@ MISSING_INTENT = (
 
 
 class VerbatimBot(commands.Bot):
-    """The bot and everything its cogs share: settings, the live engine, the source catalog, the cooldown."""
+    """The bot and everything its cogs share: settings, the live engine, the source catalog, the question budget."""
 
     def __init__(self, settings: Settings, live: LiveEngine, *, message_content: bool = True) -> None:
         intents = discord.Intents.default()
@@ -47,7 +47,7 @@ class VerbatimBot(commands.Bot):
         self.settings = settings
         self.live = live
         self.catalog = SourceCatalog()
-        self.question_cooldown = QuestionCooldown(settings.ask_cooldown_seconds)
+        self.question_budget = QuestionBudget(settings.ask_burst, settings.ask_window_seconds)
 
     async def setup_hook(self) -> None:
         for cog in (Ask(self), Sources(self), Admin(self), About(self)):

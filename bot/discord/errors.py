@@ -7,10 +7,12 @@ other events call `user_message` and `log_error` themselves, so the wording is t
 from __future__ import annotations
 
 import logging
+import math
 
 import discord
 from discord import app_commands
 
+from bot.discord.formatting import escape
 from index.errors import VerbatimError
 
 log = logging.getLogger("verbatim.discord")
@@ -40,12 +42,15 @@ def unwrap(error: BaseException) -> BaseException:
 
 
 def user_message(error: BaseException) -> str | None:
-    """What to tell the user about an expected error, or None when the error is a bug."""
+    """What to tell the user about an expected error, or None when the error is a bug.
+
+    Errors often repeat what the user typed (an id, an address): that text is shown, never rendered.
+    """
     error = unwrap(error)
     if isinstance(error, VerbatimError):
-        return str(error)  # the engine's errors already say what happened and what to do
+        return escape(str(error))  # the engine's errors already say what happened and what to do
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"One question at a time, please: you can ask again in {max(error.retry_after, 1):.0f} s."
+        return budget_message(error.cooldown.rate, error.cooldown.per, error.retry_after)
     if isinstance(error, app_commands.MissingPermissions):
         needed = ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in error.missing_permissions)
         return f"This command needs the {needed} permission."
@@ -54,8 +59,25 @@ def user_message(error: BaseException) -> str | None:
     if isinstance(error, app_commands.CheckFailure):
         return "You can't use this command here."
     if isinstance(error, app_commands.TransformerError):
-        return f"I couldn't use the value {error.value!r}: check the option and try again."
+        return f"I couldn't use the value {escape(repr(error.value))}: check the option and try again."
     return None
+
+
+def budget_message(questions: int, window_seconds: float, retry_after: float) -> str:
+    """Why a question is refused, and when the next one is possible as a Discord timestamp (shown as
+    "in 42 seconds" in each reader's client, and kept up to date there)."""
+    window = "minute" if window_seconds == 60 else _duration(window_seconds)
+    at = math.ceil(discord.utils.utcnow().timestamp() + retry_after)
+    return (f"You have asked {questions} questions in the last {window}, as many as I take from one person: "
+            f"you can ask again <t:{at}:R>.")
+
+
+def _duration(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return "hour" if seconds == 3600 else f"{seconds / 3600:g} hours"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
 
 
 def log_error(error: BaseException, where: str) -> None:

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import discord
 
@@ -29,6 +30,7 @@ EMBEDS_PER_MESSAGE = 10
 CHOICES = 25
 CHOICE_NAME = 100
 CHOICE_VALUE = 100
+LINK = 2048  # an embed's url; Discord refuses the whole message past it
 
 COLOUR = discord.Colour.from_rgb(64, 120, 192)
 DECLINED_COLOUR = discord.Colour.from_rgb(150, 150, 150)
@@ -42,14 +44,18 @@ ELLIPSIS = "…"
 SOURCES_PER_PAGE = 10
 HITS_PER_PAGE = 4
 HIT_EXCERPT = 700  # keeps four hits, their titles and a footer well inside 6000 characters
+MIN_EXCERPT = 200  # what a search hit always shows of its passage
 
 
 def truncate(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters, marked with an ellipsis when cut."""
+    """`text` cut to at most `limit` characters, marked with an ellipsis when cut.
+
+    Never cuts an escape in two: a lone backslash left at the end would escape the ellipsis.
+    """
     text = text or ""
     if len(text) <= limit:
         return text
-    return text[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+    return _whole_escapes(text[: max(limit - 1, 0)]).rstrip() + ELLIPSIS
 
 
 def one_line(text: str) -> str:
@@ -57,9 +63,51 @@ def one_line(text: str) -> str:
     return " ".join((text or "").split())
 
 
+# Discord acts on these anywhere in a line: emphasis, underline, strike, spoilers and code (* _ ~ | `),
+# masked links ([text](url)), mentions, channels, timestamps and emoji (<@id> <#id> <t:…> <:e:id>),
+# @everyone and @here. The backslash itself comes first, so that escaping can be undone exactly.
+_INLINE_MARKUP = r"[\\*_~|`\[\]<@]"
+# ...and these only where a line starts: headings and subtext (# -#), block quotes (>), lists (- + 1.).
+# They are escaped wherever a word starts, because splitting a long text can make any word start an embed.
+_LINE_MARKUP = r"(?:(?<=\s)|^)(?:[#>+-]|\d+\.(?=\s))"
+# A bare link is left alone, as Discord reads it (the pattern is Discord's): it shows as the link it is.
+_BARE_LINK = r"https?://[^\s<]+[^<.,:;\"')\]\s]"
+_MARKUP = re.compile(f"(?P<link>{_BARE_LINK})|(?P<markup>{_INLINE_MARKUP}|{_LINE_MARKUP})")
+_ESCAPED = re.compile(r"\\([^A-Za-z0-9\s])")
+
+
 def escape(text: str) -> str:
-    """Text from articles or users shown as is: no Markdown, no masked links."""
-    return discord.utils.escape_markdown(text or "", as_needed=False)
+    """Text from articles or users, shown as written: no Markdown, masked links, mentions or headings.
+
+    A backslash before a punctuation character is invisible in Discord, so nothing changes for the
+    reader; `unescape` gives the exact text back.
+    """
+    return _MARKUP.sub(_escape_match, text or "")
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if match.group("link"):
+        return found
+    if found[-1] == ".":  # a numbered list item ("1. "): the dot makes it one
+        return found[:-1] + "\\."
+    return "\\" + found
+
+
+def unescape(text: str) -> str:
+    """The text that `escape` was given."""
+    return _ESCAPED.sub(r"\1", text or "")
+
+
+def code(text: str) -> str:
+    """`text` as inline code, or escaped when it holds a backtick (a code span cannot hold one)."""
+    return f"`{text}`" if text and "`" not in text else escape(text)
+
+
+def _whole_escapes(text: str) -> str:
+    """`text` without a trailing backslash that has lost the character it escaped."""
+    trailing = len(text) - len(text.rstrip("\\"))
+    return text[:-1] if trailing % 2 else text
 
 
 _SENTENCE_END = re.compile(r"[.!?…。؟]\s")
@@ -95,7 +143,7 @@ def _best_cut(window: str) -> int:
     at = window.rfind(" ")
     if at > floor:
         return at + 1
-    return len(window)
+    return len(_whole_escapes(window))  # one unbroken word: cut it, but not inside an escape
 
 
 @dataclass(frozen=True)
@@ -204,16 +252,33 @@ def _date(published: str | None) -> str:
     return (published or "")[:10]
 
 
+def outlet_line(item: Any) -> str:
+    """`outlet, date` of an article, a citation or a hit, as plain text."""
+    return ", ".join(part for part in (one_line(item.source or ""), _date(item.published)) if part)
+
+
 def citation_line(citation: Any) -> str:
     """`n. title — outlet, date`, the title linked to the article."""
-    title = escape(truncate(one_line(citation.title) or citation.doc_id, 200)).replace("]", "\\]")
+    title = truncate(escape(one_line(citation.title) or citation.doc_id), 200)
     linked = f"[{title}]({citation.url})" if _is_link(citation.url) else title
-    outlet = ", ".join(part for part in (one_line(citation.source or ""), _date(citation.published)) if part)
-    return f"{citation.n}. {linked}" + (f" — {escape(outlet)}" if outlet else "")
+    outlet = outlet_line(citation)
+    return f"{citation.n}. {linked}" + (f" — {truncate(escape(outlet), 120)}" if outlet else "")
 
 
 def _is_link(url: str | None) -> bool:
-    return bool(url) and url.startswith(("https://", "http://")) and " " not in url and ")" not in url
+    """Whether Discord accepts `url` as an embed's link and Markdown keeps it whole inside `[text](url)`."""
+    if not url or len(url) > LINK or ")" in url or any(c.isspace() for c in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+
+
+def link_or_text(url: str) -> str:
+    """An article's address as a field value: a link when it is one, else shown as text."""
+    return url if _is_link(url) else escape(url)
 
 
 def _lines_to_fields(name: str, lines: Iterable[str]) -> list[Field]:
@@ -237,15 +302,24 @@ def answer_footer(answer: Any, scope: str) -> str:
     return f"{ANSWER_FOOTER_PREFIX}{scope}{took}"
 
 
+_MARKER = re.compile(r"\\\[(\d+)\\\](?!\()")
+
+
+def answer_body(answer: Any) -> str:
+    """The answer's text with the quoted words escaped; its [n] markers are the bot's own and stay live."""
+    numbers = {str(c.n) for c in answer.citations}
+    return _MARKER.sub(lambda m: f"[{m[1]}]" if m[1] in numbers else m[0], escape(answer.text or ""))
+
+
 def answer_messages(answer: Any, *, scope: str) -> list[list[discord.Embed]]:
     """An answer as embeds: the text with its [n] markers, the sources linked, a footer saying what was searched."""
-    body = answer.text or ""
+    body = answer_body(answer)
     if answer.note:
         body += f"\n\n*{escape(one_line(answer.note))}*"
     heading = "Sources" if answer.answered else "Closest sources"
     fields = _lines_to_fields(heading, (citation_line(c) for c in answer.citations))
     return pack(
-        answer.question,
+        escape(one_line(answer.question)),
         body,
         fields,
         answer_footer(answer, scope),
@@ -260,7 +334,7 @@ def question_from_answer(message: discord.Message, bot_id: int) -> str | None:
     first, last = message.embeds[0], message.embeds[-1]
     if not (last.footer.text or "").startswith(ANSWER_FOOTER_PREFIX) or not first.title:
         return None
-    return first.title.removesuffix(CONTINUED).removesuffix(ELLIPSIS).strip() or None
+    return unescape(first.title.removesuffix(CONTINUED).removesuffix(ELLIPSIS).strip()) or None
 
 
 def quotes_messages(answer: Any) -> list[list[discord.Embed]]:
@@ -269,42 +343,46 @@ def quotes_messages(answer: Any) -> list[list[discord.Embed]]:
     for citation in answer.citations:
         quote = escape(one_line(citation.quote))
         blocks.append(f"**[{citation.n}]** “{quote}”\n— {citation_line(citation).split(' ', 1)[1]}")
-    return pack(f"Quoted passages: {one_line(answer.question)}", "\n\n".join(blocks) or "No quotes.")
+    return pack(f"Quoted passages: {escape(one_line(answer.question))}", "\n\n".join(blocks) or "No quotes.")
 
 
 # ---------------------------------------------------------------- sources and search
 
 
 def source_label(doc: Any) -> str:
-    outlet = ", ".join(part for part in (one_line(doc.source or ""), _date(doc.published)) if part)
+    """`title — outlet, date` as plain text (autocomplete lists show no Markdown)."""
+    outlet = outlet_line(doc)
     return f"{one_line(doc.title) or doc.doc_id}" + (f" — {outlet}" if outlet else "")
 
 
 def sources_pages(documents: Sequence[Any]) -> list[discord.Embed]:
-    """The indexed articles, ten to a page: id, title, outlet, date."""
+    """The indexed articles, up to ten to a page (fewer when their lines are long): id, title, outlet, date."""
     total = len(documents)
     if not documents:
         return [discord.Embed(title="Indexed sources", description="The index is empty.", colour=COLOUR)]
-    pages = []
-    for start in range(0, total, SOURCES_PER_PAGE):
-        lines = []
-        for doc in documents[start : start + SOURCES_PER_PAGE]:
-            title = escape(truncate(one_line(doc.title) or doc.doc_id, 150))
-            if _is_link(doc.url):
-                title = f"[{title.replace(']', chr(92) + ']')}]({doc.url})"
-            outlet = ", ".join(p for p in (one_line(doc.source or ""), _date(doc.published)) if p)
-            lines.append(f"`{truncate(doc.doc_id, 60)}` {title}" + (f" — {escape(outlet)}" if outlet else ""))
-        embed = discord.Embed(title=f"Indexed sources ({total})", description="\n".join(lines), colour=COLOUR)
-        pages.append(embed)
-    return _number_pages(pages, "Use /source with an id for details")
+    pages: list[list[str]] = [[]]
+    for doc in documents:
+        # At most ~2,400 characters (the link is at most 2048), so a line always fits a page.
+        title = truncate(escape(one_line(doc.title) or doc.doc_id), 150)
+        if _is_link(doc.url):
+            title = f"[{title}]({doc.url})"
+        outlet = truncate(escape(outlet_line(doc)), 120)
+        line = f"{code(truncate(doc.doc_id, 60))} {title}" + (f" — {outlet}" if outlet else "")
+        page = pages[-1]
+        if len(page) == SOURCES_PER_PAGE or len("\n".join([*page, line])) > DESCRIPTION:
+            pages.append(page := [])
+        page.append(line)
+    embeds = [discord.Embed(title=f"Indexed sources ({total})", description="\n".join(lines), colour=COLOUR)
+              for lines in pages]
+    return _number_pages(embeds, "Use /source with an id for details")
 
 
 def source_card(doc: Any) -> discord.Embed:
     """One article: title, outlet, date, link, passages and its opening lines."""
     embed = discord.Embed(
-        title=one_line(doc.title) or doc.doc_id,
+        title=escape(one_line(doc.title) or doc.doc_id),
         url=doc.url if _is_link(doc.url) else None,
-        description=escape(truncate(doc.opening or "", 1500)),
+        description=truncate(escape(doc.opening or ""), 1500),
         colour=COLOUR,
     )
     embed.add_field(name="Outlet", value=escape(doc.source or "unknown"))
@@ -312,9 +390,9 @@ def source_card(doc: Any) -> discord.Embed:
     embed.add_field(name="Passages", value=str(doc.passage_count))
     if getattr(doc, "author", None):
         embed.add_field(name="Author", value=escape(doc.author))
-    embed.add_field(name="Id", value=f"`{doc.doc_id}`", inline=False)
+    embed.add_field(name="Id", value=code(doc.doc_id), inline=False)
     if doc.url:
-        embed.add_field(name="Link", value=doc.url, inline=False)
+        embed.add_field(name="Link", value=link_or_text(doc.url), inline=False)
     return fit_embed(embed)
 
 
@@ -328,18 +406,23 @@ def hit_score(hit: Any) -> str:
 
 def search_pages(query: str, hits: Sequence[Any]) -> list[discord.Embed]:
     """The best passages for a query, four to a page, with their scores and links."""
-    title = f"Search: {one_line(query)}"
+    title = f"Search: {escape(one_line(query))}"
     if not hits:
         return [fit_embed(discord.Embed(title=title, description="No passage matches.", colour=COLOUR))]
     pages = []
     for start in range(0, len(hits), HITS_PER_PAGE):
         embed = discord.Embed(title=title, colour=COLOUR)
         for rank, hit in enumerate(hits[start : start + HITS_PER_PAGE], start=start + 1):
+            outlet = outlet_line(hit)
+            head = hit_score(hit) + (f" · {truncate(escape(outlet), 120)}" if outlet else "")
             link = f" · [article]({hit.url})" if _is_link(hit.url) else ""
-            excerpt = escape(truncate(one_line(hit.text), HIT_EXCERPT))
+            if len(head) + len(link) > FIELD_VALUE - MIN_EXCERPT:
+                link = ""  # a very long address would crowd out the passage, or be cut mid-link
+            room = FIELD_VALUE - len(head) - len(link) - len("\n> ")
+            excerpt = truncate(escape(one_line(hit.text)), min(HIT_EXCERPT, room))
             embed.add_field(
-                name=f"{rank}. {truncate(one_line(hit.title) or hit.doc_id, 200)}",
-                value=f"{hit_score(hit)} · {escape(source_label(hit).split(' — ', 1)[-1])}{link}\n> {excerpt}",
+                name=f"{rank}. {truncate(escape(one_line(hit.title) or hit.doc_id), 200)}",
+                value=f"{head}{link}\n> {excerpt}",
                 inline=False,
             )
         pages.append(embed)
@@ -362,7 +445,7 @@ def progress_text(progress: Any) -> str:
 
 
 def _ids(ids: Sequence[str]) -> str:
-    return truncate(", ".join(f"`{i}`" for i in ids), FIELD_VALUE) if ids else "none"
+    return truncate(", ".join(code(i) for i in ids), FIELD_VALUE) if ids else "none"
 
 
 def reindex_embed(report: Any) -> discord.Embed:
@@ -392,9 +475,9 @@ def ingest_embed(report: Any) -> discord.Embed:
         )
     if article is not None:
         embed.add_field(name="Article", value=escape(source_label(article)), inline=False)
-        embed.add_field(name="Id", value=f"`{article.doc_id}`", inline=False)
+        embed.add_field(name="Id", value=code(article.doc_id), inline=False)
         if article.url:
-            embed.add_field(name="Link", value=article.url, inline=False)
+            embed.add_field(name="Link", value=link_or_text(article.url), inline=False)
     return fit_embed(embed)
 
 
@@ -406,7 +489,7 @@ def about_embed(info: Any) -> discord.Embed:
     )
     embed.add_field(name="Documents", value=str(info.documents))
     embed.add_field(name="Passages", value=str(info.passages))
-    embed.add_field(name="Model", value=f"`{info.model}` ({info.dimension} dimensions)", inline=False)
+    embed.add_field(name="Model", value=f"{code(str(info.model))} ({info.dimension} dimensions)", inline=False)
     embed.add_field(name="Index built", value=str(info.built_at))
     embed.add_field(name="Version", value=str(info.version))
     return fit_embed(embed)

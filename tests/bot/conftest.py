@@ -32,7 +32,7 @@ def bot_settings(root: Path, **overrides) -> Settings:
     if not corpus.exists():
         corpus.mkdir(parents=True)
         shutil.copy(SEED_ARTICLE, corpus)
-    values = {"ask_cooldown_seconds": 0.0, **overrides}
+    values = {"ask_burst": 0, **overrides}  # no question budget, unless a test is about it
     return Settings(_env_file=None, corpus_dir=corpus, data_dir=root / "var", **values)
 
 

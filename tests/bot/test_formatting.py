@@ -68,7 +68,7 @@ def test_fit_embed_truncates_everything_to_its_limit():
     import discord
 
     embed = discord.Embed(title="t" * 300, description="d" * 5000)
-    for n in range(30):
+    for _ in range(30):
         embed.add_field(name="n" * 300, value="v" * 2000)
     embed.set_footer(text="f" * 3000)
     assert_fits("", [formatting.fit_embed(embed)])
@@ -86,3 +86,73 @@ def test_choices_are_capped_and_short(library):
 def test_mentions_are_taken_out_of_questions():
     assert strip_mentions("<@123> @everyone <@&456> <#789> @here how many?") == "how many?"
     assert strip_mentions("email me@everyone.org") == "email me@everyone.org"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://", "http:///no-host", "http://[::1", "javascript:alert(1)", "https://exa mple.org/a",
+     "https://example.org/a)b", "https://example.org/" + "a" * 2100],
+    ids=["no-host", "empty-host", "broken-ipv6", "javascript", "space", "paren", "too-long"],
+)
+def test_an_address_that_is_not_a_usable_link_is_shown_as_text(url):
+    """Discord refuses a whole message whose embed link is malformed (error 50035): never send one."""
+    from types import SimpleNamespace
+
+    doc = SimpleNamespace(doc_id="d", title="T", url=url, source="S", published=None, opening="Text.",
+                          passage_count=1, author=None)
+    card = formatting.source_card(doc)
+    assert card.url is None
+    assert {f.name: f.value for f in card.fields}["Link"] == formatting.truncate(formatting.escape(url), 1024)
+    line = formatting.citation_line(Citation(1, "d", "T", "S", url, None, "q", "d#0", 0, 1))
+    assert line == "1. T — S"
+    assert "](" not in formatting.sources_pages([doc])[0].description
+
+
+def test_a_usable_address_is_linked():
+    line = formatting.citation_line(citation(3))
+    assert line == "3. [A title](https://example.org/3) — Outlet, 2025-03-09"
+
+
+def test_an_option_value_echoed_in_an_error_is_shown_as_text():
+    import discord
+    from discord import app_commands
+
+    from bot.discord.errors import user_message
+
+    kind = discord.AppCommandOptionType.string
+    error = app_commands.TransformerError("**x** <@1>", kind, app_commands.transformers.IdentityTransformer(kind))
+    assert user_message(error) == r"I couldn't use the value '\*\*x\*\* \<\@1>': check the option and try again."
+
+
+def test_sources_pages_list_every_article_however_long_their_titles_and_addresses():
+    from types import SimpleNamespace
+
+    docs = [SimpleNamespace(doc_id=f"doc-{n:02d}", title="*_" * 200, url=f"https://example.org/{n}/" + "a" * 1500,
+                            source="|" * 300, published="2025-03-09") for n in range(25)]
+    pages = formatting.sources_pages(docs)
+    for page in pages:
+        assert_fits("", [page])
+    listed = [line.split("`")[1] for page in pages for line in page.description.splitlines()]
+    assert listed == [d.doc_id for d in docs]  # none cut off the end of a full page
+    assert all(f"](https://example.org/{n}/" in "".join(p.description for p in pages) for n in range(25))
+
+
+def test_search_pages_keep_every_hit_and_cut_escaped_text_between_escapes():
+    from types import SimpleNamespace
+
+    hits = [SimpleNamespace(doc_id=f"d{n}", title="*" * 300, url="https://example.org/" + "a" * 1500, source="S",
+                            published=None, text="_" * 2000, similarity=0.5, score=0.1) for n in range(8)]
+    hits[0].url = "https://example.org/" + "a" * 700  # fits beside a shorter excerpt: kept whole
+    pages = formatting.search_pages("q", hits)
+    assert [len(p.fields) for p in pages] == [4, 4]
+    first = pages[0].fields[0].value
+    assert f"· [article]({hits[0].url})\n> \\_" in first and len(first) <= 1024
+    for page in pages:
+        assert_fits("", [page])
+        for field in page.fields:
+            for text in (field.name, field.value):
+                body = text.removesuffix(formatting.ELLIPSIS)
+                assert (len(body) - len(body.rstrip("\\"))) % 2 == 0  # no escape cut in two
+    # Past that, the passage is shown and the address, too long to fit beside it, is left out rather than cut.
+    for field in [f for page in pages for f in page.fields][1:]:
+        assert field.value.startswith("similarity 0.50 · S\n> " + "\\_" * 100)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.discord.client import create_bot
+from bot.discord.errors import UnknownSourceError, unwrap
 from tests.bot.conftest import LIBRARY_SIZE, LONG_SENTENCE, SEED_URL, assert_fits, embed_text
 
 
@@ -73,7 +76,7 @@ async def test_source_shows_one_article(env, channel, alice):
 async def test_source_with_an_unknown_id_says_what_to_do(env, channel, alice):
     result = await alice.slash(channel, "source", id="nope")
     assert "I have no article 'nope'" in result.response.content and "/sources" in result.response.content
-    assert len(env.errors) == 1
+    assert [type(unwrap(e)) for e in env.errors] == [UnknownSourceError]
 
 
 async def test_search_shows_scored_passages_with_links_on_pages(env, channel, alice):
@@ -84,7 +87,7 @@ async def test_search_shows_scored_passages_with_links_on_pages(env, channel, al
     assert len(page.fields) == 4
     top = page.fields[0]
     assert top.name.startswith("1. Report") and "Jableh" in top.name
-    assert "similarity" in top.value or "score" in top.value
+    assert re.match(r"(similarity \d\.\d\d|score \d\.\d{3}) · Example Wire, 2025-03-10 · ", top.value), top.value
     assert "[article](https://example.org/reports/" in top.value
     assert_fits("", [page])
 

@@ -23,7 +23,10 @@ def engine(seed_corpus, tmp_path_factory, encoders):
 
 
 def _verbatim(engine, answer) -> bool:
-    return all(engine.article_text(c.doc_id)[c.start:c.end] == c.quote for c in answer.citations)
+    """Every quote is the article's text at its offsets; an answer citing nothing is not evidence of that."""
+    return bool(answer.citations) and all(
+        engine.article_text(c.doc_id)[c.start:c.end] == c.quote for c in answer.citations
+    )
 
 
 # ---------------------------------------------------------------- what kind of sentence a question wants

@@ -139,6 +139,7 @@ def test_near_identical_passages_filed_twice_are_shown_once(engine):
 
 def test_every_hit_has_its_exact_similarity_to_the_question(engine):
     hits = engine.search("Kemeny paintings", k=4)
+    assert len(hits) == 4
     vector = engine.encoders.dense.encode_queries(["Kemeny paintings"])[0]
     for hit in hits:
         passage = engine.encoders.dense.encode_passages([hit.text])[0]
@@ -180,6 +181,7 @@ def test_a_configured_reranker_reorders_the_fused_candidates_by_its_scores(engin
         hits = engine.search(query, k=4)
     finally:
         engine.settings.reranker_model = None
+    assert len(hits) == 4
     reranker = load_reranker(str(tiny_cross_encoder))
     expected = reranker.score(query, [h.text for h in hits])
     assert [h.score for h in hits] == pytest.approx(sorted(expected.tolist(), reverse=True), abs=1e-5)
@@ -190,5 +192,6 @@ def test_a_configured_reranker_reorders_the_fused_candidates_by_its_scores(engin
         answer = engine.ask("What did the storm do?")
     finally:
         engine.settings.reranker_model = None
+    assert answer.citations
     for citation in answer.citations:
         assert engine.article_text(citation.doc_id)[citation.start:citation.end] == citation.quote

@@ -15,6 +15,7 @@ def test_seed_question(seed_engine, case):
     assert answer.answered is case["answerable"], answer.text
     if case["answerable"]:
         assert any(expected in answer.text for expected in case["answer_contains_any"]), answer.text
+        assert answer.citations, answer.text  # an answer always quotes, so it always cites
     for citation in answer.citations:
         article = seed_engine.article_text(citation.doc_id)
         assert article[citation.start : citation.end] == citation.quote

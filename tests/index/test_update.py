@@ -146,14 +146,17 @@ def test_killing_a_build_leaves_the_previous_index_working(tmp_path, encoders, s
         [sys.executable, "-c", BUILD_SCRIPT, str(corpus), str(settings.data_dir), "build"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "MODEL_CACHE_DIR": str(MODEL_CACHE)},
     )
+    stages_seen = []
     try:
         for line in process.stdout:
+            stages_seen.append(line.strip())
             if line.strip() == stage:
                 process.send_signal(signal.SIGKILL)
                 break
     finally:
         process.kill()
         process.wait(60)
+    assert stages_seen[-1] == stage, f"the build never reached {stage!r}: {stages_seen}"  # else nothing was killed
 
     assert tree_hash(corpus) == corpus_before, "the corpus is never touched by a build"
     now = current_version(settings.index_dir)

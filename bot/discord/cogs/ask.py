@@ -64,12 +64,12 @@ async def post_answer(
             view.message = sent
 
 
-def question_cooldown(interaction: discord.Interaction) -> bool:
-    """App-command check: one question per user per `ask_cooldown_seconds`."""
-    cooldown = interaction.client.question_cooldown  # type: ignore[attr-defined]
-    wait = cooldown.retry_after(interaction.user.id)
+def question_budget(interaction: discord.Interaction) -> bool:
+    """App-command check: the user's question budget (`ask_burst` per `ask_window_seconds`)."""
+    budget = interaction.client.question_budget  # type: ignore[attr-defined]
+    wait = budget.take(interaction.user.id)
     if wait:
-        raise cooldown.error(wait)
+        raise budget.error(wait)
     return True
 
 
@@ -81,7 +81,7 @@ class Ask(commands.Cog):
 
     @app_commands.command(name="ask", description="Ask a question; the answer quotes the news articles it comes from.")
     @app_commands.describe(question="What you want to know", source="Only search this article")
-    @app_commands.check(question_cooldown)
+    @app_commands.check(question_budget)
     async def ask(self, interaction: discord.Interaction, question: str, source: str | None = None) -> None:
         # Acknowledge first: Discord gives 3 seconds, retrieval may take longer on a cold cache.
         await interaction.response.defer(thinking=True)
@@ -161,9 +161,9 @@ class Ask(commands.Cog):
                 allowed_mentions=NONE,
             )
             return
-        wait = self.bot.question_cooldown.retry_after(message.author.id)
+        wait = self.bot.question_budget.take(message.author.id)
         if wait:
-            text = user_message(self.bot.question_cooldown.error(wait))
+            text = user_message(self.bot.question_budget.error(wait))
             await message.reply(text, mention_author=False, allowed_mentions=NONE)
             return
         engine = self.bot.live.current
