@@ -21,7 +21,6 @@ from index.build import BuildReport, Progress as BuildProgress, build_index
 from index.corpus import load_corpus
 from index.engine import Engine
 from index.errors import IndexMissingError, VerbatimError
-from index.ingest import add_url
 from index.settings import Settings
 from index.store import StoredIndex
 
@@ -170,6 +169,8 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the article at URL, save it into the corpus as Markdown, and index it."""
+    from index.ingest import add_url  # the web client (httpx) costs every other command ~0.1 s to import
+
     settings = load_settings()
     report = guarded(lambda: with_progress(lambda progress: add_url(settings, url, progress=progress)),
                      as_json=as_json)

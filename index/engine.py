@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import faiss
 
@@ -17,13 +17,15 @@ from index.answer import Answer, AnswerPolicy, compose_answer
 from index.answer_features import CorpusFacts
 from index.answer_scorer import AnswerScorer
 from index.build import BuildReport, Encoders, ProgressCallback, build_index
-from index.ingest import IngestReport, add_url
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
 from index.question import parse_question
 from index.search import Hit, Searcher
 from index.settings import Settings
 from index.store import DocumentInfo, StoredIndex
 from index.vectors import VectorIndexPolicy
+
+if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
+    from index.ingest import IngestReport
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,8 @@ class LiveEngine:
 
     def ingest(self, url: str, progress: ProgressCallback | None = None) -> IngestReport:
         """Add the article at `url` to the corpus and the index, then switch to the new index."""
+        from index.ingest import add_url
+
         return self._while_locked(
             lambda encoders: add_url(self.settings, url, encoders=encoders, progress=progress),
             index_changed=lambda report: report.status == "added",  # a duplicate leaves the index as it was

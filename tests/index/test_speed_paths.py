@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import faiss
@@ -20,6 +24,7 @@ from index.vectors import (
     load_vector_index,
     save_vector_index,
 )
+from tests.conftest import MODEL_CACHE
 
 PASSAGES = [
     "The ministry said 14 people had died and 37 were injured in the explosion on Tuesday.",
@@ -104,6 +109,33 @@ def test_a_failed_export_falls_back_to_torch_with_the_reason(tmp_path, monkeypat
     assert "export failed" in encoder.backend_note
     assert any("runs on torch" in record.getMessage() for record in caplog.records)
     assert encoder.encode_queries(["still answers"]).shape == (1, 384)
+
+
+# A cold `verbatim ask`: run the CLI's ask in a fresh interpreter, then report what it imported.
+ASK_AND_REPORT_IMPORTS = """
+import json, sys
+from bot.cli import app
+try:
+    app(["ask", "--json", "How many civilians were killed?", "--index-dir", sys.argv[1]])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+heavy = ("torch", "transformers", "sentence_transformers", "discord", "httpx", "trafilatura")
+print(json.dumps({name: name in sys.modules for name in heavy}))
+"""
+
+
+def test_a_cold_ask_with_the_default_backend_imports_no_torch(seed_settings, tmp_path):
+    # seed_settings built its index with the default backend, so the export is in MODEL_CACHE.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDDING_", "DISCORD_"))}
+    env.update({"MODEL_CACHE_DIR": str(MODEL_CACHE), "DATA_DIR": str(seed_settings.data_dir),
+                "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), env.get("PYTHONPATH", "")])})
+    result = subprocess.run([sys.executable, "-c", ASK_AND_REPORT_IMPORTS, str(seed_settings.index_dir)],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    answer_line, imports_line = result.stdout.strip().splitlines()
+    assert json.loads(answer_line)["answered"] is True
+    imported = json.loads(imports_line)
+    assert [name for name, loaded in imported.items() if loaded] == []
 
 
 # --- vector indexes ---------------------------------------------------------------------------
