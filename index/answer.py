@@ -8,14 +8,14 @@ and offers the closest quotes, marked as such.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from index.answer_features import Candidate, Sources, candidates, source_language
 from index.answer_scorer import AnswerScorer
 from index.language import is_english
-from index.question import ParsedQuestion
+from index.question import ParsedQuestion, parse_question
 from index.search import Retrieval
 
 
@@ -89,6 +89,16 @@ def score_candidates(question: ParsedQuestion, retrieval: Retrieval, sources: So
 
 def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sources, policy: AnswerPolicy) -> Answer:
     scored = score_candidates(question, retrieval, sources, policy)
+    if question.context and retrieval.context_vector is not None and scored:
+        # A follow-up wants what the earlier answer did not say: that answer's sentence goes last.
+        earlier_question = parse_question(question.context)
+        earlier = score_candidates(earlier_question, replace(retrieval, question=earlier_question,
+                                                             query_vector=retrieval.context_vector,
+                                                             own_vector=None, context_vector=None),
+                                   sources, policy)
+        if earlier:
+            said = earlier[0].candidate.key
+            scored = [s for s in scored if s.candidate.key != said] + [s for s in scored if s.candidate.key == said]
     note = None
     if not question.english and scored and is_english(source_language(scored[0].candidate.hit)):
         note = "Your question is not in English; these are quotations from English sources."

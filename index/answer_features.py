@@ -49,6 +49,7 @@ FEATURES = (
     "lexical_rank",
     "names_in_sentence",  # share of the question's names the sentence mentions
     "negation_mismatch",  # one of the question and the sentence is negated, the other not
+    "window_lexical",  # the share in this sentence and the one before (an answer often says "it")
 )
 
 _NUMBER = re.compile(
@@ -212,6 +213,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
         semantic = 0.7 * (matrix @ retrieval.own_vector) + 0.3 * semantic
     texts = [hit.passage.text[start - hit.passage.start:end - hit.passage.start] for _, hit, _, start, end in spans]
     sentence_terms = [set(analyse(text)) for text in texts]
+    previous_terms = {row: present for (_, _, row, _, _), present in zip(spans, sentence_terms)}
     lexical = [weighted_coverage(terms, present, sources.idf) for present in sentence_terms]
     best_semantic, best_lexical = float(np.max(semantic)), max(lexical)
     semantic_rank = _ranks(list(semantic))
@@ -272,6 +274,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
             (sum(1 for n in question.names if n not in missing and mentions(folded_words(text), n))
              / len(question.names)) if question.names else 0.0,
             1.0 if question_negated != bool(_NEGATION.search(text)) else 0.0,
+            weighted_coverage(terms, present | previous_terms.get(row - 1, set()), sources.idf),
         ], dtype=np.float32)
         out.append(Candidate(hit, rank, row, start, end, text, features, missing))
     return out

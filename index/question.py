@@ -15,7 +15,9 @@ from index.lexical import analyse
 
 AnswerKind = Literal["quantity", "time", "person", "place"]
 
-_QUANTITY = re.compile(r"\b(how\s+many|how\s+much|number\s+of|toll|count|figure|tally)\b|كم|عدد|حصيلة", re.I)
+_QUANTITY = re.compile(
+    r"\b(how\s+many|how\s+much|how\s+old|how\s+long|number\s+of|toll|count|figure|tally|age)\b|كم|عدد|حصيلة|عمر", re.I
+)
 _PERSON = re.compile(r"^\s*(who|whom|whose)\b|\bwho\b|من\s+هو|من\s+هي|من\s+هم|^\s*من\s|^\s*ومن\s", re.I)
 _TIME = re.compile(r"\bwhen\b|\bwhat\s+(day|date|year|month|time)\b|\bsince\s+when\b|متى|متي|في\s+اي\s+يوم|تاريخ", re.I)
 _PLACE = re.compile(
@@ -115,6 +117,7 @@ def question_names(question: str) -> tuple[str, ...]:
         previous_end = match.end()
     if run:
         found.append(" ".join(run))
+    found = [re.sub(r"['’]s$", "", n) for n in found]
     # "European", "Mediterranean", "Kurdish": adjectives that describe rather than name.
     found = [n for n in found if " " in n or not n.lower().endswith(_ADJECTIVE_ENDINGS)]
     found += [n for n in _NUMBER.findall(question) if len(n.strip(",.")) >= 2]

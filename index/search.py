@@ -54,6 +54,7 @@ class Retrieval:
     query_vector: np.ndarray | None  # of the retrieval text (a follow-up with its earlier question)
     sentence_vectors: np.ndarray | None = None  # the stored sentence vectors of that same space
     own_vector: np.ndarray | None = None  # a follow-up's own words alone, in that space
+    context_vector: np.ndarray | None = None  # the earlier question alone, in that space
 
     @property
     def language(self) -> str:
@@ -186,8 +187,10 @@ class Searcher:
             sentence_vectors = (self.stored.dense_sentences if semantic_encoder is self.encoders.dense
                                 else self.stored.multilingual_sentences)
         hits = self._hits(fused, k, query, semantic_index, query_vector)
-        own_vector = semantic_encoder.encode_queries([question.text])[0] if question.context else None
-        return Retrieval(question, hits, semantic_encoder, query_vector, sentence_vectors, own_vector)
+        own_vector = context_vector = None
+        if question.context:
+            own_vector, context_vector = semantic_encoder.encode_queries([question.text, question.context])
+        return Retrieval(question, hits, semantic_encoder, query_vector, sentence_vectors, own_vector, context_vector)
 
     def _doc_rows_map(self) -> list[str]:
         if self._doc_of_row is None:

@@ -28,9 +28,16 @@ def test_build_then_load_round_trip(seed_settings, seed_engine):
     article = seed_engine.article_text(document.doc_id)
     for record in records.values():
         assert article[record.start : record.end] == record.text
-    # The stored vectors are the model's vectors of the stored texts.
-    first = stored.dense.reconstruct(0)
-    assert np.allclose(first, seed_engine.encoders.dense.encode_queries([records[0].text])[0], atol=1e-4)
+    # Sentence vectors are the model's vectors of the sentences; a passage's vector is its sentences'
+    # token-weighted mean, normalised.
+    first = records[0]
+    texts = [article[s.start:s.end] for s in first.sentences]
+    sentence_vectors = seed_engine.encoders.dense.encode_queries(texts)
+    assert np.allclose(stored.dense_sentences[list(first.sentence_rows)], sentence_vectors, atol=1e-4)
+    weights = np.asarray(seed_engine.encoders.dense.count_tokens(texts), dtype=np.float32)
+    pooled = (weights[:, None] * sentence_vectors).sum(axis=0)
+    assert np.allclose(stored.dense.reconstruct(0), pooled / np.linalg.norm(pooled), atol=1e-4)
+    assert manifest.sentences == len(stored.dense_sentences) == len(stored.multilingual_sentences) > manifest.passages
 
 
 def test_rebuild_keeps_ids_and_reports_no_change(seed_settings, encoders, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from index.search import (
@@ -142,7 +143,11 @@ def test_every_hit_has_its_exact_similarity_to_the_question(engine):
     assert len(hits) == 4
     vector = engine.encoders.dense.encode_queries(["Kemeny paintings"])[0]
     for hit in hits:
-        passage = engine.encoders.dense.encode_passages([hit.text])[0]
+        # A passage's vector is its sentences' vectors averaged by their token counts.
+        sentences = [hit.text[s.start - hit.passage.start:s.end - hit.passage.start] for s in hit.passage.sentences]
+        weights = np.asarray(engine.encoders.dense.count_tokens(sentences), dtype=np.float32)
+        pooled = (weights[:, None] * engine.encoders.dense.encode_passages(sentences)).sum(axis=0)
+        passage = pooled / np.linalg.norm(pooled)
         assert hit.similarity == pytest.approx(float(passage @ vector), abs=1e-4)
 
 

@@ -22,6 +22,7 @@ from index.store import (
     VERSIONS_DIR,
     IndexContent,
     Manifest,
+    SentenceRecord,
     StoredIndex,
     build_lock,
     current_version,
@@ -35,7 +36,7 @@ def synthetic_content(documents: int = 4, per_document: int = 3, dimension: int 
                       multilingual_dimension: int | None = 6, seed: int = 0,
                       model: str = "all-MiniLM-L6-v2") -> IndexContent:
     """A small but complete version: articles, passages and random unit vectors."""
-    articles, passages = [], []
+    articles, passages, sentence_records = [], [], []
     for d in range(documents):
         sentences = [f"Sentence {p} of document {d} says something." for p in range(per_document)]
         text = " ".join(sentences)
@@ -43,7 +44,8 @@ def synthetic_content(documents: int = 4, per_document: int = 3, dimension: int 
         start = 0
         for p, sentence in enumerate(sentences):
             end = start + len(sentence)
-            passages.append(Passage(f"doc-{d}#{p}", f"doc-{d}", p, start, end, sentence, (Span(start, end),)))
+            passages.append(Passage(f"doc-{d}#{p}", f"doc-{d}", p, start, end, sentence, (Span(start, end),), p))
+            sentence_records.append(SentenceRecord(f"doc-{d}", start, end, len(sentence.split())))
             start = end + 1
     rng = np.random.default_rng(seed)
 
@@ -56,10 +58,14 @@ def synthetic_content(documents: int = 4, per_document: int = 3, dimension: int 
         multilingual_dimension=multilingual_dimension, passage_max_tokens=128, passage_overlap_sentences=1,
         corpus_fingerprint=fingerprint(articles), built_at="2025-05-01T00:00:00+00:00", documents=len(articles),
         passages=len(passages), build_seconds=0.1, verbatim_version="test", embedding_backend="onnx",
+        sentences=len(sentence_records),
     )
-    return IndexContent(manifest=manifest, articles=articles, passages=passages, dense=unit(dimension),
-                        multilingual=unit(multilingual_dimension) if multilingual_dimension else None,
-                        bm25_terms=[p.text.lower().split() for p in passages])
+    # One sentence a passage: a passage's vector is its sentence's.
+    dense = unit(dimension)
+    multilingual = unit(multilingual_dimension) if multilingual_dimension else None
+    return IndexContent(manifest=manifest, articles=articles, passages=passages, sentences=sentence_records,
+                        dense=dense, multilingual=multilingual, dense_sentences=dense,
+                        multilingual_sentences=multilingual, bm25_terms=[p.text.lower().split() for p in passages])
 
 
 def set_manifest(folder: Path, key: str, value: object) -> None:

@@ -220,7 +220,7 @@ def test_an_update_over_damaged_stored_vectors_embeds_again(tmp_path, encoders, 
     corpus = corpus_with(tmp_path, 3)
     settings = make_settings(tmp_path, corpus)
     build_index(settings, encoders=encoders)
-    vectors = current_version(settings.index_dir) / "dense.npy"
+    vectors = current_version(settings.index_dir) / "dense.sentences.npy"
     if damage == "truncated":
         vectors.write_bytes(vectors.read_bytes()[:1000])
     else:
