@@ -149,7 +149,7 @@ def corpus_status(settings: Settings) -> dict[str, Any]:
         manifest = stored.manifest
     finally:
         stored.close()
-    corpus = load_corpus([settings.corpus_dir])
+    corpus = load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars)
     current = {a.doc_id: a.content_hash for a in corpus.articles}
     return {
         "index": {**asdict(manifest), "folder": str(stored.folder)},
@@ -423,7 +423,8 @@ def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
     if stored is not None:
         m = stored.manifest
         stored.close()
-        same = (m.corpus_fingerprint == fingerprint(load_corpus([corpus]).articles)
+        same = (m.corpus_fingerprint == fingerprint(
+                    load_corpus([corpus], max_article_chars=settings.max_article_chars).articles)
                 and m.model == settings.embedding_model
                 and m.multilingual_model == (None if settings.multilingual_model.lower() in {"", "none", "off"}
                                              else settings.multilingual_model)
