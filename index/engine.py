@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+import re
 import threading
 import time
 import unicodedata
@@ -34,10 +36,27 @@ class IndexInfo:
     index_dir: str
 
 
+# Code points that are not text: lone UTF-16 surrogates (from undecodable bytes or a broken JSON
+# escape; the tokenizer and UTF-8 encoding both fail on them) and Unicode's noncharacters.
+_NOT_TEXT = re.compile("[\ud800-\udfff\ufdd0-\ufdef" + "".join(
+    chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000)) + "]")
+_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+# Raw text longer than this many times the limit cannot clean down to it in any realistic case, so it
+# is refused before the (linear, but slow in Python) cleaning.
+_RAW_LENGTH_FACTOR = 4
+
+
 def clean_question(text: str, max_chars: int) -> str:
-    """Make user text safe to process: no control characters, collapsed white space, bounded length."""
+    """Make user text safe to process: only real characters, no control characters, collapsed white
+    space, bounded length."""
     if not isinstance(text, str):
         raise InvalidQuestionError("Ask a question in words.")
+    if len(text) > _RAW_LENGTH_FACTOR * max_chars:
+        raise _too_long(len(text), max_chars)
+    # A surrogate pair is one character written in two halves: join it; drop every other half.
+    text = _SURROGATE_PAIR.sub(
+        lambda pair: pair.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), text)
+    text = _NOT_TEXT.sub("", text)
     # Keep letters of every script and the marks RTL text needs; drop control and format characters
     # (including stray direction overrides) that would only confuse matching.
     kept = "".join(
@@ -51,10 +70,31 @@ def clean_question(text: str, max_chars: int) -> str:
     if not any(ch.isalnum() for ch in question):
         raise InvalidQuestionError("The question has no words in it. Ask something about the indexed articles.")
     if len(question) > max_chars:
-        raise InvalidQuestionError(
-            f"The question is {len(question):,} characters long; the limit is {max_chars:,}. Ask it more briefly."
-        )
+        raise _too_long(len(question), max_chars)
     return question
+
+
+def _too_long(length: int, max_chars: int) -> InvalidQuestionError:
+    return InvalidQuestionError(
+        f"The question is {length:,} characters long; the limit is {max_chars:,}. Ask it more briefly."
+    )
+
+
+def checked_k(k: object, max_k: int) -> int | None:
+    """`k` as the number of passages to retrieve (None: the default), or a clear error."""
+    if k is None:
+        return None
+    # bool is an int to Python, but `k=True` is a mistake, not "one passage".
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= max_k:
+        raise InvalidQuestionError(
+            f"k must be a whole number from 1 to {max_k} (passages to retrieve; MAX_K sets the most)."
+        )
+    return int(k)
+
+
+def check_doc_id(doc_id: object) -> None:
+    if doc_id is not None and not isinstance(doc_id, str):
+        raise InvalidQuestionError("The source id must be text, one of the ids `verbatim sources` lists.")
 
 
 class Engine:
@@ -88,6 +128,8 @@ class Engine:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         context = clean_question(context, self.settings.max_question_chars) if context else None
+        k = checked_k(k, self.settings.max_k)
+        check_doc_id(doc_id)
         self._check_doc(doc_id)
         query = f"{context} {question}" if context else question
         retrieval = self.searcher.retrieve(query, k=k or self.settings.top_k, doc_id=doc_id)
@@ -104,6 +146,8 @@ class Engine:
 
     def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)
+        k = checked_k(k, self.settings.max_k)
+        check_doc_id(doc_id)
         self._check_doc(doc_id)
         return self.searcher.retrieve(query, k=k or self.settings.top_k, doc_id=doc_id).hits
 
