@@ -20,6 +20,7 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from index.errors import CorpusError
+from index.text import only_text
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl"}
@@ -87,7 +88,7 @@ def _iso_date(value: object) -> str | None:
 def _optional_str(value: object) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
+    text = only_text(str(value)).strip()
     return text or None
 
 
@@ -124,8 +125,9 @@ def decode_utf8(data: bytes, where: str, *, line_number: int | None = None) -> s
 
 
 def normalise_text(text: str) -> str:
-    """Unify line endings and trim; paragraph breaks (blank lines) are kept as they are."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    """Unify line endings and trim; paragraph breaks (blank lines) are kept as they are. JSON and YAML
+    escapes can spell lone surrogates (`\\udcff`), which no tokenizer takes: they are dropped."""
+    return only_text(text).replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -190,7 +192,7 @@ def extract_html(html: str | bytes, *, url: str | None, doc_id: str, origin: str
         )
     except Exception as error:  # a parser fed a hostile page: whatever it raises, this page is unreadable
         raise CorpusError(f"{origin}: the page could not be parsed ({type(error).__name__})") from error
-    text = (getattr(found, "text", None) or "").strip() if found is not None else ""
+    text = normalise_text(getattr(found, "text", None) or "") if found is not None else ""
     if not text:
         raise CorpusError(f"{origin}: no article text could be found in the page")
     title = _optional_str(getattr(found, "title", None))

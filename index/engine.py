@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import re
 import threading
 import time
 import unicodedata
@@ -22,6 +21,7 @@ from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProg
 from index.search import Hit, Searcher
 from index.settings import Settings
 from index.store import DocumentInfo, StoredIndex
+from index.text import only_text
 
 
 @dataclass(frozen=True)
@@ -36,11 +36,6 @@ class IndexInfo:
     index_dir: str
 
 
-# Code points that are not text: lone UTF-16 surrogates (from undecodable bytes or a broken JSON
-# escape; the tokenizer and UTF-8 encoding both fail on them) and Unicode's noncharacters.
-_NOT_TEXT = re.compile("[\ud800-\udfff\ufdd0-\ufdef" + "".join(
-    chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000)) + "]")
-_SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 # Raw text longer than this many times the limit cannot clean down to it in any realistic case, so it
 # is refused before the (linear, but slow in Python) cleaning.
 _RAW_LENGTH_FACTOR = 4
@@ -53,10 +48,7 @@ def clean_question(text: str, max_chars: int) -> str:
         raise InvalidQuestionError("Ask a question in words.")
     if len(text) > _RAW_LENGTH_FACTOR * max_chars:
         raise _too_long(len(text), max_chars)
-    # A surrogate pair is one character written in two halves: join it; drop every other half.
-    text = _SURROGATE_PAIR.sub(
-        lambda pair: pair.group().encode("utf-16-le", "surrogatepass").decode("utf-16-le"), text)
-    text = _NOT_TEXT.sub("", text)
+    text = only_text(text)
     # Keep letters of every script and the marks RTL text needs; drop control and format characters
     # (including stray direction overrides) that would only confuse matching.
     kept = "".join(

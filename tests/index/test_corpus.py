@@ -259,3 +259,27 @@ def test_a_real_build_names_every_bad_file_and_indexes_the_rest(tmp_path, encode
     assert {d.doc_id for d in engine.sources()} == {"syria", "bom", "ferry", "huge"}
     assert engine.source("bom").title == "Bridge closure"
     assert len(engine.article_text("huge")) <= 2_000
+
+
+def test_lone_surrogates_escaped_in_json_or_yaml_are_dropped(tmp_path):
+    write(tmp_path / "bulk.jsonl", '{"id": "s\\udcff", "title": "Bridge \\ud800closed", '
+                                   '"text": "The bridge \\udfffis closed. \\ud83d\\ude00"}\n')
+    write(tmp_path / "yaml.md", '---\ntitle: "Ferry \\uDCFFdelayed"\nsource: "Out\\uD800let"\n---\n'
+                                "The ferry is delayed.\n")
+    load = load_corpus([tmp_path])
+    assert load.warnings == []
+    articles = {a.doc_id: a for a in load.articles}
+    assert articles["s"].title == "Bridge closed"
+    assert articles["s"].text == "The bridge is closed. \U0001F600"
+    assert articles["yaml"].title == "Ferry delayed" and articles["yaml"].source == "Outlet"
+    for article in load.articles:
+        assert len(article.content_hash) == 64  # encodes every field as UTF-8: raised on a lone surrogate
+
+
+def test_a_title_or_text_of_only_surrogates_counts_as_missing(tmp_path):
+    write(tmp_path / "bulk.jsonl", '{"id": "a", "title": "T", "text": "\\udcff\\ud800"}\n')
+    write(tmp_path / "empty-title.md", '---\ntitle: "\\uDCFF"\n---\nText.\n')
+    load = load_corpus([tmp_path])
+    assert load.articles == []
+    assert "text" in warning_about(load, "bulk.jsonl:1")
+    assert "title" in warning_about(load, "empty-title.md")
