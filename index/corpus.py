@@ -56,11 +56,18 @@ class CorpusLoad:
     warnings: list[str] = field(default_factory=list)
 
 
+def shown(path: Path) -> str:
+    """A path as text that can be printed and stored: bytes of a file name that are not UTF-8 are
+    written as `\\xff` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def slugify(value: str, max_length: int = 80) -> str:
     """A readable, stable id: lower-case ASCII words joined by dashes (other scripts are kept)."""
     value = unicodedata.normalize("NFKC", value).lower()
     value = re.sub(r"[^\w]+", "-", value, flags=re.UNICODE).strip("-_")
-    return value[:max_length].rstrip("-") or hashlib.sha1(value.encode()).hexdigest()[:12]
+    # A name with no letters at all (or only bytes that were not UTF-8) still gets a stable id.
+    return value[:max_length].rstrip("-") or hashlib.sha1(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def doc_id_from_url(url: str) -> str:
@@ -78,7 +85,7 @@ def _iso_date(value: object) -> str | None:
         return value.date().isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
-    text = str(value).strip()
+    text = only_text(str(value)).strip()
     try:
         return dt.date.fromisoformat(text[:10]).isoformat()
     except ValueError:
@@ -105,8 +112,11 @@ def read_bytes(path: Path) -> bytes:
         with path.open("rb") as file:
             return file.read()
     except OSError as error:
-        raise CorpusError(f"{path}: cannot be read ({error.strerror or error}); fix its permissions or remove it") \
-            from error
+        raise unreadable(path, error) from error
+
+
+def unreadable(path: Path, error: OSError) -> CorpusError:
+    return CorpusError(f"{shown(path)}: cannot be read ({error.strerror or error}); fix its permissions or remove it")
 
 
 def decode_utf8(data: bytes, where: str, *, line_number: int | None = None) -> str:
@@ -146,25 +156,25 @@ class _FrontMatter(YAMLHandler):
 
 
 def read_markdown(path: Path) -> Article:
-    content = decode_utf8(read_bytes(path), str(path))
+    where = shown(path)
+    content = decode_utf8(read_bytes(path), where)
     try:
         post = frontmatter.loads(content, handler=_FrontMatter())
     except yaml.YAMLError as error:
         problem = getattr(error, "problem", None) or type(error).__name__
-        raise CorpusError(f"{path}: broken front matter ({problem}); fix it or remove the file") from error
+        raise CorpusError(f"{where}: broken front matter ({problem}); fix it or remove the file") from error
     except (ValueError, RecursionError) as error:
-        raise CorpusError(f"{path}: broken front matter ({type(error).__name__}); fix it or remove the file") \
+        raise CorpusError(f"{where}: broken front matter ({type(error).__name__}); fix it or remove the file") \
             from error
     meta = post.metadata
     if not isinstance(meta, dict):
-        raise CorpusError(f"{path}: the front matter is not a mapping of fields")
-    where = str(path)
+        raise CorpusError(f"{where}: the front matter is not a mapping of fields")
     text = normalise_text(post.content)
     title = _optional_str(_field(meta, "title", where))
     if not title:
-        raise CorpusError(f"{path}: the front matter has no `title`")
+        raise CorpusError(f"{where}: the front matter has no `title`")
     if not text:
-        raise CorpusError(f"{path}: the article has no text after its front matter")
+        raise CorpusError(f"{where}: the article has no text after its front matter")
     return Article(
         doc_id=slugify(path.stem),
         title=title,
@@ -216,16 +226,16 @@ def extract_html(html: str | bytes, *, url: str | None, doc_id: str, origin: str
 
 
 def read_html(path: Path) -> Article:
-    return extract_html(read_bytes(path), url=None, doc_id=slugify(path.stem), origin=str(path))
+    return extract_html(read_bytes(path), url=None, doc_id=slugify(path.stem), origin=shown(path))
 
 
 def read_text_file(path: Path) -> Article:
     """Plain text: the first line is the title, the rest the article."""
-    content = normalise_text(decode_utf8(read_bytes(path), str(path)))
+    content = normalise_text(decode_utf8(read_bytes(path), shown(path)))
     title, _, body = content.partition("\n")
     if not title.strip() or not body.strip():
-        raise CorpusError(f"{path}: needs a title on the first line and the article below it")
-    return Article(doc_id=slugify(path.stem), title=title.strip(), text=body.strip(), origin=str(path))
+        raise CorpusError(f"{shown(path)}: needs a title on the first line and the article below it")
+    return Article(doc_id=slugify(path.stem), title=title.strip(), text=body.strip(), origin=shown(path))
 
 
 def article_markdown(article: Article) -> str:
@@ -257,11 +267,11 @@ def read_jsonl(path: Path) -> Iterator[Article | CorpusError]:
     try:
         lines = path.open("rb")
     except OSError as error:
-        yield CorpusError(f"{path}: cannot be read ({error.strerror or error}); fix its permissions or remove it")
+        yield unreadable(path, error)
         return
     with lines:
         for number, raw in enumerate(lines, start=1):
-            where = f"{path}:{number}"
+            where = f"{shown(path)}:{number}"
             try:
                 line = decode_utf8(raw, where, line_number=number)
             except CorpusError as error:
@@ -310,7 +320,7 @@ def corpus_files(path: Path, warnings: list[str]) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise CorpusError(f"{path}: no such file or folder; give a corpus folder or a .jsonl file")
+        raise CorpusError(f"{shown(path)}: no such file or folder; give a corpus folder or a .jsonl file")
     files = []
     for candidate in sorted(path.rglob("*")):
         if candidate.suffix.lower() not in CORPUS_SUFFIXES or candidate.name.startswith("."):
@@ -318,9 +328,10 @@ def corpus_files(path: Path, warnings: list[str]) -> list[Path]:
         if candidate.is_file():
             files.append(candidate)
         elif candidate.is_symlink() and not candidate.exists():
-            warnings.append(f"{candidate}: a symbolic link that {_dead_link(candidate)}; skipped (fix or remove it)")
+            warnings.append(
+                f"{shown(candidate)}: a symbolic link that {_dead_link(candidate)}; skipped (fix or remove it)")
         elif not candidate.is_dir():
-            warnings.append(f"{candidate}: not a regular file (a pipe, socket or device); skipped")
+            warnings.append(f"{shown(candidate)}: not a regular file (a pipe, socket or device); skipped")
     return files
 
 
@@ -399,5 +410,5 @@ def load_corpus(paths: Iterable[Path], *, max_article_chars: int | None = None) 
                 except CorpusError as error:
                     load.warnings.append(str(error))
             else:
-                load.warnings.append(f"{file}: unsupported file type {suffix!r}; skipped")
+                load.warnings.append(f"{shown(file)}: unsupported file type {suffix!r}; skipped")
     return load

@@ -74,6 +74,9 @@ def load_questions(path: Path) -> list[EvalQuestion]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise VerbatimError(f"{path}: cannot read the questions ({error.strerror or error})") from error
+    except UnicodeDecodeError as error:
+        raise VerbatimError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at byte "
+                            f"{error.start}); save it as UTF-8") from error
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -106,3 +106,82 @@ def test_doc_id_must_be_text(seed_engine, doc_id):
 def test_context_must_be_text(seed_engine, context):
     with pytest.raises(InvalidQuestionError):
         seed_engine.ask("Who?", context=context)
+
+
+# ---------------------------------------------------------------- the console script, with bytes that are not UTF-8
+
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+from tests.index.test_cli import VERBATIM  # noqa: E402
+from tests.conftest import MODEL_CACHE, SEED_ARTICLE  # noqa: E402
+
+# A terminal with a UTF-8 locale reads and writes strictly; the C locale lets bad bytes through. Both.
+IO_MODES = {"strict": {"PYTHONIOENCODING": "utf-8:strict"}, "c-locale": {"LC_ALL": "C"}}
+
+
+def run_bytes(args: list[str | bytes], settings=None, stdin: bytes = b"", io: str = "strict", env: dict | None = None):
+    environment = {k: v for k, v in os.environ.items() if k not in {"DISCORD_TOKEN", "PYTHONIOENCODING", "LC_ALL"}}
+    environment.update(MODEL_CACHE_DIR=str(MODEL_CACHE), **IO_MODES[io], **(env or {}))
+    if settings is not None:
+        environment.update(DATA_DIR=str(settings.data_dir), INDEX_DIR=str(settings.index_dir),
+                           CORPUS_DIR=str(settings.corpus_dir))
+    result = subprocess.run([VERBATIM, *args], input=stdin, capture_output=True, env=environment,
+                            cwd=tempfile.gettempdir(), timeout=300)
+    stdout, stderr = result.stdout.decode("utf-8"), result.stderr.decode("utf-8")  # output is always UTF-8
+    assert "Traceback" not in stderr + stdout, stderr
+    return result.returncode, stdout, stderr
+
+
+@pytest.mark.parametrize("io", IO_MODES)
+def test_invalid_utf8_in_a_question_argument_is_answered(seed_settings, io):
+    code, stdout, _ = run_bytes(["ask", b"How many \xff civilians were killed?"], seed_settings, io=io)
+    assert code == 0 and "973" in stdout
+    code, stdout, _ = run_bytes(["search", "--json", b"Marco \xffRubio"], seed_settings, io=io)
+    payload = json.loads(stdout)
+    assert code == 0 and payload["query"] == "Marco \ufffdRubio" and "Rubio" in payload["hits"][0]["text"]
+
+
+def test_invalid_utf8_in_a_source_id_is_a_clear_error(seed_settings):
+    code, _, stderr = run_bytes(["ask", "--source", b"\xffsyria", "Who?"], seed_settings)
+    assert code == 1 and "No source has the id '\ufffdsyria'" in stderr
+    code, stdout, _ = run_bytes(["search", "--json", "--source", b"\xff", "Who?"], seed_settings)
+    assert code == 1 and "No source has the id" in json.loads(stdout)["error"]
+
+
+@pytest.mark.parametrize("io", IO_MODES)
+def test_chat_answers_around_lines_that_are_not_utf8_and_ends_on_eof(seed_settings, io):
+    lines = b"How many \xff civilians were killed?\n\xfe\xfe\n\x00\x01\n" + b"\xc3" * 5000 + b"\nWho called for accountability?\n"
+    code, stdout, stderr = run_bytes(["chat"], seed_settings, stdin=lines, io=io)
+    assert code == 0
+    assert "973" in stdout and "Rubio" in stdout  # the questions before and after the bad lines
+    assert "no words" in stderr and "empty" in stderr and "limit" in stderr
+
+
+def test_paths_that_are_not_utf8_are_used_or_refused_clearly(tmp_path, seed_corpus):
+    corpus = os.fsencode(tmp_path) + b"/corpus-\xff"
+    os.mkdir(corpus)
+    shutil.copy(SEED_ARTICLE, os.fsdecode(corpus))
+    env = {"DATA_DIR": str(tmp_path), "CORPUS_DIR": os.fsdecode(corpus), "INDEX_DIR": ""}
+    code, stdout, stderr = run_bytes(["index", "build", "--corpus", corpus], env=env)
+    assert code == 0 and "Indexed 1 documents" in stdout, stderr
+    code, stdout, stderr = run_bytes(["index", "status", "--json"], env=env)  # prints CORPUS_DIR on stdout
+    assert code == 0 and json.loads(stdout)["corpus"]["folder"] == os.fsdecode(corpus), stderr
+    code, _, stderr = run_bytes(["index", "build", "--corpus", corpus, "--index-dir", corpus + b"/idx"], env=env)
+    assert code == 1 and "not UTF-8" in stderr and "idx" in stderr
+    code, _, stderr = run_bytes(["index", "build", "--corpus", b"/nowhere-\xff"], env=env)
+    assert code == 1 and "no such file or folder" in stderr
+
+
+def test_eval_with_a_queries_file_that_is_not_utf8_says_so(tmp_path, seed_corpus):
+    queries = tmp_path / "queries.jsonl"
+    queries.write_bytes('{"question": "Caf\u00e9?"}\n'.encode("latin-1"))
+    code, stdout, _ = run_bytes(["eval", "--json", "--corpus", str(seed_corpus), "--queries", str(queries)],
+                                env={"DATA_DIR": str(tmp_path)})
+    assert code == 1 and "UTF-8" in json.loads(stdout)["error"]
+    code, stdout, _ = run_bytes(["eval", "--json", "--corpus", str(seed_corpus), "--queries", b"/nowhere-\xff"],
+                                env={"DATA_DIR": str(tmp_path)})
+    assert code == 1 and "cannot read the questions" in json.loads(stdout)["error"]

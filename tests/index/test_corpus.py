@@ -283,3 +283,21 @@ def test_a_title_or_text_of_only_surrogates_counts_as_missing(tmp_path):
     assert load.articles == []
     assert "text" in warning_about(load, "bulk.jsonl:1")
     assert "title" in warning_about(load, "empty-title.md")
+
+
+def test_file_names_that_are_not_utf8_load_and_are_shown_escaped(tmp_path):
+    import os
+
+    folder = os.fsencode(tmp_path)
+    with open(folder + b"/caf\xe9.md", "wb") as file:
+        file.write(GOOD_MD.encode())
+    with open(folder + b"/\xff\xfe.txt", "wb") as file:
+        file.write(b"A title\nA text.\n")
+    with open(folder + b"/bad\xff.md", "wb") as file:
+        file.write(b"---\nsource: x\n---\nText.\n")
+    load = load_corpus([tmp_path])
+    origins = sorted(a.origin for a in load.articles)
+    assert [Path(o).name for o in origins] == ["\\xff\\xfe.txt", "caf\\xe9.md"]
+    assert all(o.encode("utf-8") for o in origins)  # printable and storable
+    assert {a.doc_id for a in load.articles} >= {"caf"} and len(load.articles) == 2
+    assert "bad\\xff.md" in warning_about(load, "bad\\xff.md")
