@@ -53,7 +53,8 @@ IndexDirOption = Annotated[
     Path | None, typer.Option("--index-dir", help="Index folder (default: INDEX_DIR, or <DATA_DIR>/index).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-KOption = Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve (default: TOP_K).")]
+# The engine checks the range (1 to MAX_K), so the limit is set in one place.
+KOption = Annotated[int | None, typer.Option("--k", help="Passages to retrieve (default: TOP_K; at most MAX_K).")]
 SourceOption = Annotated[str | None, typer.Option("--source", help="Only this document id (see `verbatim sources`).")]
 T = TypeVar("T")
 

@@ -399,11 +399,14 @@ def load_corpus(paths: Iterable[Path], *, max_article_chars: int | None = None) 
         for file in corpus_files(Path(root), load.warnings):
             suffix = file.suffix.lower()
             if suffix in JSONL_SUFFIXES:
-                for item in read_jsonl(file):
+                lines_read = 0
+                for lines_read, item in enumerate(read_jsonl(file), start=1):
                     if isinstance(item, CorpusError):
                         load.warnings.append(str(item))
                     else:
                         accept(item)
+                if not lines_read:
+                    load.warnings.append(f"{shown(file)}: no articles in it (the file is empty); skipped")
             elif suffix in FILE_READERS:
                 try:
                     accept(FILE_READERS[suffix](file))

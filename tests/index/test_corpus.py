@@ -301,3 +301,9 @@ def test_file_names_that_are_not_utf8_load_and_are_shown_escaped(tmp_path):
     assert all(o.encode("utf-8") for o in origins)  # printable and storable
     assert {a.doc_id for a in load.articles} >= {"caf"} and len(load.articles) == 2
     assert "bad\\xff.md" in warning_about(load, "bad\\xff.md")
+
+
+def test_an_empty_jsonl_file_is_named(tmp_path):
+    write(tmp_path / "empty.jsonl", "\n  \n")
+    load = load_corpus([tmp_path])
+    assert load.articles == [] and "empty" in warning_about(load, "empty.jsonl")
