@@ -185,3 +185,12 @@ def test_eval_with_a_queries_file_that_is_not_utf8_says_so(tmp_path, seed_corpus
     code, stdout, _ = run_bytes(["eval", "--json", "--corpus", str(seed_corpus), "--queries", b"/nowhere-\xff"],
                                 env={"DATA_DIR": str(tmp_path)})
     assert code == 1 and "cannot read the questions" in json.loads(stdout)["error"]
+
+
+@pytest.mark.parametrize("field", ["evidence", "answer_contains_any"])
+def test_an_eval_question_with_a_field_of_the_wrong_type_is_named(field):
+    from index.evaluation import parse_question
+
+    with pytest.raises(VerbatimError, match=f"queries.jsonl:3: `{field}` must be a list"):
+        parse_question({"question": "Who?", field: 5}, "queries.jsonl:3")
+    assert parse_question({"question": "Who?", field: "Rubio"}, "q:1") != parse_question({"question": "Who?"}, "q:1")
