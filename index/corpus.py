@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import frontmatter
 import yaml
@@ -67,7 +68,8 @@ def slugify(value: str, max_length: int = 80) -> str:
     value = unicodedata.normalize("NFKC", value).lower()
     value = re.sub(r"[^\w]+", "-", value, flags=re.UNICODE).strip("-_")
     # A name with no letters at all (or only bytes that were not UTF-8) still gets a stable id.
-    return value[:max_length].rstrip("-") or hashlib.sha1(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    name_bytes = value.encode("utf-8", "surrogatepass")
+    return value[:max_length].rstrip("-") or hashlib.sha1(name_bytes, usedforsecurity=False).hexdigest()[:12]
 
 
 def doc_id_from_url(url: str) -> str:
@@ -151,7 +153,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 class _FrontMatter(YAMLHandler):
-    def load(self, fm: str, **kwargs: object) -> object:
+    def load(self, fm: str, **kwargs: object) -> Any:  # a mapping, unless the front matter is something else
         return yaml.load(fm, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader without aliases
 
 
@@ -354,11 +356,9 @@ def cut_to_length(text: str, max_chars: int) -> str:
     paragraph = head.rfind("\n\n", floor)
     if paragraph != -1:
         return head[:paragraph].rstrip()
-    sentence_end = None
-    for sentence_end in _SENTENCE_END.finditer(head, floor):
-        pass
-    if sentence_end is not None:
-        return head[:sentence_end.end()].rstrip()
+    sentence_ends = [match.end() for match in _SENTENCE_END.finditer(head, floor)]
+    if sentence_ends:
+        return head[:sentence_ends[-1]].rstrip()
     space = head.rfind(" ", floor)
     return (head[:space] if space != -1 else head).rstrip()
 
@@ -399,13 +399,13 @@ def load_corpus(paths: Iterable[Path], *, max_article_chars: int | None = None) 
         for file in corpus_files(Path(root), load.warnings):
             suffix = file.suffix.lower()
             if suffix in JSONL_SUFFIXES:
-                lines_read = 0
-                for lines_read, item in enumerate(read_jsonl(file), start=1):
+                items = list(read_jsonl(file))
+                for item in items:
                     if isinstance(item, CorpusError):
                         load.warnings.append(str(item))
                     else:
                         accept(item)
-                if not lines_read:
+                if not items:
                     load.warnings.append(f"{shown(file)}: no articles in it (the file is empty); skipped")
             elif suffix in FILE_READERS:
                 try:

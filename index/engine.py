@@ -77,7 +77,7 @@ def checked_k(k: object, max_k: int) -> int | None:
     if k is None:
         return None
     # bool is an int to Python, but `k=True` is a mistake, not "one passage".
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= max_k:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= int(k) <= max_k:
         raise InvalidQuestionError(
             f"k must be a whole number from 1 to {max_k} (passages to retrieve; MAX_K sets the most)."
         )

@@ -154,7 +154,8 @@ def test_invalid_utf8_in_a_source_id_is_a_clear_error(seed_settings):
 
 @pytest.mark.parametrize("io", IO_MODES)
 def test_chat_answers_around_lines_that_are_not_utf8_and_ends_on_eof(seed_settings, io):
-    lines = b"How many \xff civilians were killed?\n\xfe\xfe\n\x00\x01\n" + b"\xc3" * 5000 + b"\nWho called for accountability?\n"
+    lines = (b"How many \xff civilians were killed?\n\xfe\xfe\n\x00\x01\n" + b"\xc3" * 5000
+             + b"\nWho called for accountability?\n")
     code, stdout, stderr = run_bytes(["chat"], seed_settings, stdin=lines, io=io)
     assert code == 0
     assert "973" in stdout and "Rubio" in stdout  # the questions before and after the bad lines
