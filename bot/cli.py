@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import asdict
@@ -32,6 +33,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _printable_output() -> None:
+    # Paths may hold bytes that are not UTF-8; print them escaped (as stderr does) rather than fail.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
+
+
 index_app = typer.Typer(help="Build and inspect the search index.", no_args_is_help=True)
 app.add_typer(index_app, name="index")
 
@@ -42,7 +52,8 @@ IndexDirOption = Annotated[
     Path | None, typer.Option("--index-dir", help="Index folder (default: INDEX_DIR, or <DATA_DIR>/index).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-KOption = Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to retrieve (default: TOP_K).")]
+# The engine checks the range (1 to MAX_K), so the limit is set in one place.
+KOption = Annotated[int | None, typer.Option("--k", help="Passages to retrieve (default: TOP_K; at most MAX_K).")]
 SourceOption = Annotated[str | None, typer.Option("--source", help="Only this document id (see `verbatim sources`).")]
 T = TypeVar("T")
 
@@ -54,6 +65,9 @@ def load_settings(index_dir: Path | None = None) -> Settings:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         fail(f"The settings are not valid ({problems}). Fix them in .env or the environment (see .env.example).")
     if index_dir is not None:
+        if text_argument(str(index_dir)) != str(index_dir):
+            fail(f"The index folder {index_dir} has a name that is not UTF-8, which FAISS cannot open; "
+                 "choose a folder whose name is.")
         settings.index_dir = index_dir
     return settings
 
@@ -75,6 +89,16 @@ def guarded(action: Callable[[], T], *, as_json: bool = False) -> T:
     except OSError as error:
         fail(f"{error}", as_json=as_json)
     raise AssertionError("unreachable")
+
+
+def text_argument(value: str) -> str:
+    """Text typed on the command line or in `chat`. Bytes that were not UTF-8 reach Python as lone
+    surrogates (PEP 383), which nothing downstream can encode: they become U+FFFD, so the
+    rest of the text still counts and messages can show it."""
+    try:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # surrogates that were never bytes (not from argv or stdin): the engine drops them
+        return value
 
 
 def open_engine(index_dir: Path | None, *, as_json: bool = False) -> Engine:
@@ -148,7 +172,7 @@ def corpus_status(settings: Settings) -> dict[str, Any]:
         manifest = stored.manifest
     finally:
         stored.close()
-    corpus = load_corpus([settings.corpus_dir])
+    corpus = load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars)
     current = {a.doc_id: a.content_hash for a in corpus.articles}
     return {
         "index": {**asdict(manifest), "folder": str(stored.folder)},
@@ -171,6 +195,7 @@ def add(
     """Fetch the article at URL, save it into the corpus as Markdown, and index it."""
     from index.ingest import add_url  # the web client (httpx) costs every other command ~0.1 s to import
 
+    url = text_argument(url)
     settings = load_settings()
     report = guarded(lambda: with_progress(lambda progress: add_url(settings, url, progress=progress)),
                      as_json=as_json)
@@ -244,6 +269,7 @@ def ask(
     index_dir: IndexDirOption = None,
 ) -> None:
     """Answer a question with quotations from the sources, each cited."""
+    question, source = text_argument(question), source and text_argument(source)
     engine = open_engine(index_dir, as_json=as_json)
     answer = guarded(lambda: engine.ask(question, k=k, doc_id=source), as_json=as_json)
     if as_json:
@@ -275,6 +301,7 @@ def search(
     index_dir: IndexDirOption = None,
 ) -> None:
     """Show the passages that best match QUERY, with their scores."""
+    query, source = text_argument(query), source and text_argument(source)
     engine = open_engine(index_dir, as_json=as_json)
     hits = guarded(lambda: engine.search(query, k=k, doc_id=source), as_json=as_json)
     if as_json:
@@ -313,22 +340,31 @@ def chat(index_dir: IndexDirOption = None) -> None:
     """Ask questions in the terminal, one after another (Ctrl-D or `quit` ends)."""
     engine = open_engine(index_dir)
     interactive = sys.stdin.isatty()
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # A line that is not UTF-8 must not end the chat: keep its bytes, and show them as U+FFFD below.
+        sys.stdin.reconfigure(errors="surrogateescape")
     if interactive:
         info = engine.info()
         out.print(f"Verbatim — {info.documents} sources, {info.passages} passages. Ask a question; `quit` ends.")
-    while True:
-        try:
-            line = input("? " if interactive else "")
-        except (EOFError, KeyboardInterrupt):
-            break
-        if line.strip().lower() in {"quit", "exit", ":q"}:
-            break
-        if not line.strip():
-            continue
-        try:
-            print_answer(engine.ask(line))
-        except VerbatimError as error:
-            err.print(f"[yellow]{escape(str(error))}[/]")
+    try:
+        while True:
+            try:
+                line = text_argument(input("? " if interactive else ""))
+            except EOFError:
+                break
+            if line.strip().lower() in {"quit", "exit", ":q"}:
+                break
+            if not line.strip():
+                continue
+            try:
+                print_answer(engine.ask(line))
+            except VerbatimError as error:
+                err.print(f"[yellow]{escape(str(error))}[/]")
+            except Exception as error:  # noqa: BLE001 - one bad question must not end the conversation
+                err.print(f"[red]That question could not be answered ({escape(type(error).__name__)}: "
+                          f"{escape(str(error))}). This is a bug; please report it. Ask another question.[/]")
+            out.print()
+    except KeyboardInterrupt:  # Ctrl-C, at the prompt or during an answer, ends the chat like Ctrl-D
         out.print()
 
 
@@ -481,7 +517,8 @@ def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
         m = stored.manifest
         stored.close()
         same = (m.format == INDEX_FORMAT
-                and m.corpus_fingerprint == fingerprint(load_corpus([corpus]).articles)
+                and m.corpus_fingerprint == fingerprint(
+                    load_corpus([corpus], max_article_chars=settings.max_article_chars).articles)
                 and m.model == settings.embedding_model
                 and m.multilingual_model == (None if settings.multilingual_model.lower() in {"", "none", "off"}
                                              else settings.multilingual_model)

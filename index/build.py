@@ -115,7 +115,7 @@ def _build(
     paths = [Path(p) for p in (corpus_paths or [settings.corpus_dir])]
 
     report_progress(Progress("reading", 0, len(paths)))
-    corpus = load_corpus(paths)
+    corpus = load_corpus(paths, max_article_chars=settings.max_article_chars)
     if not corpus.articles:
         raise CorpusError(
             f"No article could be read from {', '.join(map(str, paths))}. "

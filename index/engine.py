@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import threading
 import time
 import unicodedata
@@ -26,6 +27,7 @@ from index.vectors import VectorIndexPolicy
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
     from index.ingest import IngestReport
+from index.text import only_text
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,19 @@ class IndexInfo:
     index_dir: str
 
 
+# Raw text longer than this many times the limit cannot clean down to it in any realistic case, so it
+# is refused before the (linear, but slow in Python) cleaning.
+_RAW_LENGTH_FACTOR = 4
+
+
 def clean_question(text: str, max_chars: int) -> str:
-    """Make user text safe to process: no control characters, collapsed white space, bounded length."""
+    """Make user text safe to process: only real characters, no control characters, collapsed white
+    space, bounded length."""
     if not isinstance(text, str):
         raise InvalidQuestionError("Ask a question in words.")
+    if len(text) > _RAW_LENGTH_FACTOR * max_chars:
+        raise _too_long(len(text), max_chars)
+    text = only_text(text)
     # Keep letters of every script and the marks RTL text needs; drop control and format characters
     # (including stray direction overrides) that would only confuse matching.
     kept = "".join(
@@ -57,9 +68,7 @@ def clean_question(text: str, max_chars: int) -> str:
     if not any(ch.isalnum() for ch in question):
         raise InvalidQuestionError("The question has no words in it. Ask something about the indexed articles.")
     if len(question) > max_chars:
-        raise InvalidQuestionError(
-            f"The question is {len(question):,} characters long; the limit is {max_chars:,}. Ask it more briefly."
-        )
+        raise _too_long(len(question), max_chars)
     return question
 
 
@@ -69,6 +78,29 @@ def answer_policy(settings: Settings) -> AnswerPolicy:
         scorer = replace(scorer, threshold=settings.answer_threshold)
     return AnswerPolicy(scorer=scorer, max_sentences=settings.answer_max_sentences,
                         candidate_passages=settings.answer_candidate_passages)
+
+
+def _too_long(length: int, max_chars: int) -> InvalidQuestionError:
+    return InvalidQuestionError(
+        f"The question is {length:,} characters long; the limit is {max_chars:,}. Ask it more briefly."
+    )
+
+
+def checked_k(k: object, max_k: int) -> int | None:
+    """`k` as the number of passages to retrieve (None: the default), or a clear error."""
+    if k is None:
+        return None
+    # bool is an int to Python, but `k=True` is a mistake, not "one passage".
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= int(k) <= max_k:
+        raise InvalidQuestionError(
+            f"k must be a whole number from 1 to {max_k} (passages to retrieve; MAX_K sets the most)."
+        )
+    return int(k)
+
+
+def check_doc_id(doc_id: object) -> None:
+    if doc_id is not None and not isinstance(doc_id, str):
+        raise InvalidQuestionError("The source id must be text, one of the ids `verbatim sources` lists.")
 
 
 class Engine:
@@ -103,6 +135,8 @@ class Engine:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         context = clean_question(context, self.settings.max_question_chars) if context else None
+        k = checked_k(k, self.settings.max_k)
+        check_doc_id(doc_id)
         self._check_doc(doc_id)
         parsed = parse_question(question, context)
         # Answers weigh every sentence of the best few passages, however few the caller asked for.
@@ -120,6 +154,8 @@ class Engine:
 
     def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)
+        k = checked_k(k, self.settings.max_k)
+        check_doc_id(doc_id)
         self._check_doc(doc_id)
         return self.searcher.retrieve(parse_question(query), k=k or self.settings.top_k, doc_id=doc_id).hits
 

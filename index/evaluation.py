@@ -44,8 +44,8 @@ def parse_question(record: dict, where: str = "") -> EvalQuestion:
     question = record.get("question")
     if not isinstance(question, str) or not question.strip():
         raise VerbatimError(f"{where}: a question line needs a non-empty `question`")
-    evidence = tuple(str(e) for e in (record.get("evidence") or []))
-    expected: list[str] = [str(a) for a in (record.get("answer_contains_any") or []) if str(a).strip()]
+    evidence = tuple(_strings(record, "evidence", where))
+    expected: list[str] = [a for a in _strings(record, "answer_contains_any", where) if a.strip()]
     answers = record.get("answers")
     if isinstance(answers, list):
         expected += [str(a) for a in answers if str(a).strip()]
@@ -63,6 +63,16 @@ def parse_question(record: dict, where: str = "") -> EvalQuestion:
     )
 
 
+def _strings(record: dict, key: str, where: str) -> list[str]:
+    """A field holding a list of strings (one string counts as a list of one)."""
+    value = record.get(key) or []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise VerbatimError(f"{where}: `{key}` must be a list of strings")
+    return [str(item) for item in value]
+
+
 def as_off_topic(question: EvalQuestion) -> EvalQuestion:
     """The question asked of a corpus it is not about: it should be declined, and it has no evidence."""
     return EvalQuestion(id=question.id, question=question.question, answerable=False)
@@ -74,6 +84,9 @@ def load_questions(path: Path) -> list[EvalQuestion]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise VerbatimError(f"{path}: cannot read the questions ({error.strerror or error})") from error
+    except UnicodeDecodeError as error:
+        raise VerbatimError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at byte "
+                            f"{error.start}); save it as UTF-8") from error
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # Passages
     passage_max_tokens: int = Field(128, ge=16, le=8192)
     passage_overlap_sentences: int = Field(1, ge=0, le=5)
+    # A longer article is cut (at a paragraph or sentence end) with a warning: embedding 20 MB takes many minutes.
+    max_article_chars: int = Field(1_000_000, ge=1_000)
 
     # Retrieval and answers
     top_k: int = Field(5, ge=1, le=50)
@@ -60,6 +62,7 @@ class Settings(BaseSettings):
     answer_threshold: float | None = Field(None, ge=0.0, le=1.0)  # default: the scorer's own
     reranker_model: str | None = None
     max_question_chars: int = Field(1000, ge=10, le=100_000)
+    max_k: int = Field(50, ge=1, le=1000)  # most passages one question may ask for (`--k`, the API's `k`)
     # Measured in docs/quality.md (SciFact, ARCD, seed-dev); each default is the variant that won there.
     dense_weight: float = Field(1.0, ge=0.0, le=10.0)
     bm25_weight: float = Field(1.0, ge=0.0, le=10.0)
