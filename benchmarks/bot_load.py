@@ -52,7 +52,7 @@ class LoopWatchdog:
             done.wait(30)
             time.sleep(self.interval)
 
-    def __enter__(self) -> "LoopWatchdog":
+    def __enter__(self) -> LoopWatchdog:
         self._thread.start()
         return self
 

@@ -36,7 +36,7 @@ def cpu() -> float:
 class Clock:
     """Wall and CPU seconds of a block."""
 
-    def __enter__(self) -> "Clock":
+    def __enter__(self) -> Clock:
         self.wall, self.cpu = time.perf_counter(), cpu()
         return self
 

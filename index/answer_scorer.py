@@ -61,7 +61,7 @@ class AnswerScorer:
         path.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "AnswerScorer":
+    def load(cls, path: Path | None = None) -> AnswerScorer:
         path = path or DEFAULT_SCORER
         retrain = "Retrain it with `verbatim train-answerer` or set ANSWER_SCORER to a file this version wrote."
         try:

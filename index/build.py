@@ -64,7 +64,7 @@ class Encoders:
     multilingual: Encoder | None
 
     @classmethod
-    def load(cls, settings: Settings) -> "Encoders":
+    def load(cls, settings: Settings) -> Encoders:
         return cls(
             dense=SentenceTransformerEncoder(settings.embedding_model, batch_size=settings.embedding_batch_size,
                                              backend=settings.embedding_backend,

@@ -236,7 +236,7 @@ class ModelLayout:
     dimension: int
 
     @classmethod
-    def read(cls, folder: Path) -> "ModelLayout":
+    def read(cls, folder: Path) -> ModelLayout:
         """The layout of a Transformer → mean Pooling (→ Normalize) model; anything else is refused
         with the reason, as the torch-free path reproduces only that."""
         def load(relative: str) -> dict:
@@ -302,7 +302,7 @@ class OnnxModel:
 
     @classmethod
     def from_cache(cls, location: str, backend: Backend, cache_dir: Path | None,
-                   batch_size: int) -> "OnnxModel | None":
+                   batch_size: int) -> OnnxModel | None:
         """The model from its cached export, or None when it has not been exported yet."""
         folder = _model_folder(location)
         if folder is None or cache_dir is None:
@@ -311,7 +311,7 @@ class OnnxModel:
                         _onnx_files(backend), batch_size)
 
     @classmethod
-    def open(cls, layout: ModelLayout, export: Path, files: list[str], batch_size: int) -> "OnnxModel | None":
+    def open(cls, layout: ModelLayout, export: Path, files: list[str], batch_size: int) -> OnnxModel | None:
         meta = _read_meta(export)
         if meta is None or not all(f in meta["cosine"] for f in files):
             return None

@@ -6,8 +6,8 @@ import numbers
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass, replace
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -115,7 +115,7 @@ class Engine:
         self.policy = answer_policy(settings)
 
     @classmethod
-    def load(cls, settings: Settings, encoders: Encoders | None = None) -> "Engine":
+    def load(cls, settings: Settings, encoders: Encoders | None = None) -> Engine:
         # One query at a time is served fastest single-threaded on a small machine.
         faiss.omp_set_num_threads(1)
         stored = StoredIndex.open_current(settings.index_dir, policy=VectorIndexPolicy.from_settings(settings))
@@ -190,7 +190,7 @@ class LiveEngine:
         self._reindex_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings) -> "LiveEngine":
+    def open(cls, settings: Settings) -> LiveEngine:
         return cls(settings, Engine.load(settings))
 
     @property

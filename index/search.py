@@ -132,7 +132,7 @@ class Searcher:
         return float(np.log(1 + (n + 0.5) / 0.5))
 
     @property
-    def reranker(self) -> "Reranker | None":
+    def reranker(self) -> Reranker | None:
         name = reranker_name(self.settings.reranker_model)  # also when set past the validator (model_copy)
         return load_reranker(name) if name else None
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
-
 
 # RERANKER_MODEL values that mean "no reranker" rather than a model called "off".
 RERANKER_OFF = frozenset({"", "none", "off", "false", "no", "0"})
@@ -127,7 +125,7 @@ class Settings(BaseSettings):
         return self.model_cache_dir or self.data_dir / "models"
 
     @model_validator(mode="after")
-    def _default_index_dir(self) -> "Settings":
+    def _default_index_dir(self) -> Settings:
         if self.index_dir is None:
             self.index_dir = self.data_dir / "index"
         return self

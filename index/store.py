@@ -103,7 +103,7 @@ class Manifest:
     format: int = INDEX_FORMAT
 
     @classmethod
-    def from_stored(cls, values: dict[str, object]) -> "Manifest":
+    def from_stored(cls, values: dict[str, object]) -> Manifest:
         """Check what a version's manifest table holds, then make a Manifest of it.
 
         A format this code does not read, or fields it does not know (written by a newer version),
@@ -498,7 +498,7 @@ class StoredIndex:
 
     @classmethod
     def open_current(cls, root: Path, *, searchable: bool = True,
-                     policy: VectorIndexPolicy | None = None) -> "StoredIndex":
+                     policy: VectorIndexPolicy | None = None) -> StoredIndex:
         for _attempt in range(3):
             name = current_name(root)
             try:

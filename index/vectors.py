@@ -47,7 +47,7 @@ class VectorIndexPolicy:
     ivf_nprobe: int = 48  # of about 4·√n lists
 
     @classmethod
-    def from_settings(cls, settings) -> "VectorIndexPolicy":
+    def from_settings(cls, settings) -> VectorIndexPolicy:
         return cls(
             kind=settings.vector_index,
             threshold=settings.vector_index_threshold,

@@ -116,8 +116,8 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
-from tests.index.test_cli import VERBATIM  # noqa: E402
 from tests.conftest import MODEL_CACHE, SEED_ARTICLE  # noqa: E402
+from tests.index.test_cli import VERBATIM  # noqa: E402
 
 # A terminal with a UTF-8 locale reads and writes strictly; the C locale lets bad bytes through. Both.
 IO_MODES = {"strict": {"PYTHONIOENCODING": "utf-8:strict"}, "c-locale": {"LC_ALL": "C"}}

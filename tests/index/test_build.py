@@ -9,7 +9,6 @@ from index.engine import Engine
 from index.errors import CorpusError, IndexFormatError, IndexMismatchError, IndexMissingError
 from index.store import INDEX_FORMAT, StoredIndex, current_version, write_version
 from index.vectors import unwrap
-
 from tests.conftest import SEED_ARTICLE, make_settings
 from tests.index.test_cli import run as run_cli
 from tests.index.test_store import synthetic_content

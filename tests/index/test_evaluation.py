@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from index.answer import Citation
 from index.evaluation import (
     EvalQuestion,
     QuestionResult,
@@ -24,7 +25,6 @@ from index.evaluation import (
     reciprocal_rank,
     summarise,
 )
-from index.answer import Citation
 from tests.index.quality_support import build_engine, write_jsonl
 
 # ---------------------------------------------------------------- metric arithmetic

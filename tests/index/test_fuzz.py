@@ -10,15 +10,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
 from index.answer import Answer
 from index.corpus import load_corpus, shown
 from index.errors import VerbatimError
 from index.search import Hit
-
 from tests.conftest import MODEL_CACHE
 
 SEED_DOC = "syria-vows-accountability"
@@ -118,7 +116,7 @@ file_contents = st.one_of(
     .map(lambda parts: "".join(parts).encode("utf-8", "surrogatepass")),
     st.lists(jsonl_line, max_size=6).map(lambda lines: b"\n".join(lines)),
     st.text(max_size=300).map(lambda text: f"<html><head><title>{text[:20]}</title></head><body><article>"
-                              f"<p>{text}</p></article></body></html>".encode("utf-8")),
+                              f"<p>{text}</p></article></body></html>".encode()),
 )
 corpus_files = st.lists(
     st.tuples(st.text(ANY_CHARACTER, min_size=1, max_size=8), st.sampled_from(SUFFIXES), file_contents),

@@ -15,7 +15,6 @@ from index.errors import ReindexInProgressError
 from index.fetch import FetchError, normalise_url
 from index.ingest import add_url
 from index.store import build_lock
-
 from tests.conftest import SEED_ARTICLE, make_settings
 from tests.index.test_cli import run
 

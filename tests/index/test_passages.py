@@ -2,7 +2,6 @@ import pytest
 
 from index.corpus import Article, read_markdown
 from index.passages import sentence_spans, split_article
-
 from tests.conftest import SEED_ARTICLE
 
 ARABIC = (

@@ -8,19 +8,17 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from index.build import Encoders, build_index
-from index.embedders import SentenceTransformerEncoder
 from index.corpus import Article, save_article
+from index.embedders import SentenceTransformerEncoder
 from index.engine import Engine, LiveEngine
 from index.errors import ReindexInProgressError
 from index.store import VERSIONS_DIR, StoredIndex, build_lock, current_version
-
-from tests.conftest import MODEL_CACHE, SEED_ARTICLE, make_settings
+from tests.conftest import MODEL_CACHE, make_settings
 
 TOWNS = ["Aleppo", "Homs", "Hama", "Idlib", "Daraa", "Raqqa", "Deir ez-Zor", "Tartus", "Jableh", "Baniyas"]
 
