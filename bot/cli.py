@@ -460,7 +460,8 @@ def eval_(
 
 @app.command("train-answerer")
 def train_answerer(
-    data: Annotated[Path, typer.Option("--data", help="The evaluation sets (../shared/data).")] = Path("../shared/data"),
+    data: Annotated[Path, typer.Option("--data", help="The evaluation sets "
+                                       "(../shared/data).")] = Path("../shared/data"),
     output: Annotated[Path | None, typer.Option("--output", help="Where to write the scorer "
                                                 "(default: the one shipped in index/).")] = None,
     work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where the sets' indexes are kept "

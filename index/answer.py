@@ -82,7 +82,7 @@ def score_candidates(question: ParsedQuestion, retrieval: Retrieval, sources: So
     if not found:
         return []
     probabilities = policy.scorer.probabilities(np.stack([c.features for c in found]))
-    scored = [ScoredCandidate(c, float(p)) for c, p in zip(found, probabilities)]
+    scored = [ScoredCandidate(c, float(p)) for c, p in zip(found, probabilities, strict=True)]
     scored.sort(key=lambda s: (-s.probability, s.candidate.hit_rank, s.candidate.start))
     return scored
 
@@ -124,7 +124,7 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
         first_rank.setdefault(sentence.hit.doc_id, sentence.hit_rank)
     chosen.sort(key=lambda s: (first_rank[s.hit.doc_id], s.start))
     citations = [_citation(n, s) for n, s in enumerate(chosen, start=1)]
-    text = " ".join(f"{s.text} [{c.n}]" for s, c in zip(chosen, citations))
+    text = " ".join(f"{s.text} [{c.n}]" for s, c in zip(chosen, citations, strict=True))
     return Answer(question.text, True, text, citations, question.language, note=note, confidence=round(confidence, 4))
 
 

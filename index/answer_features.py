@@ -68,7 +68,8 @@ _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)*")
 _CAPITALISED = re.compile(r"[A-Z][a-z]+")
 _ARABIC = re.compile(r"[\u0600-\u06FF]")
 _WORD = re.compile(r"\w+")
-_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|without|n't|cannot|fail(ed|s)?\s+to)\b|n't\b|\bلا\b|\bلم\b|\bلن\b|\bليس", re.I)
+_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|without|n't|cannot|fail(ed|s)?\s+to)\b|n't\b"
+                       r"|\bلا\b|\bلم\b|\bلن\b|\bليس", re.I)
 
 
 class Sources(Protocol):
@@ -196,7 +197,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
     spans: list[tuple[int, Hit, int, int, int]] = []
     seen: set[int] = set()
     for rank, hit in enumerate(hits):
-        for span, row in zip(hit.passage.sentences, hit.passage.sentence_rows):
+        for span, row in zip(hit.passage.sentences, hit.passage.sentence_rows, strict=True):
             if row in seen:  # overlapping passages share sentences
                 continue
             seen.add(row)
@@ -213,7 +214,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
         semantic = 0.7 * (matrix @ retrieval.own_vector) + 0.3 * semantic
     texts = [hit.passage.text[start - hit.passage.start:end - hit.passage.start] for _, hit, _, start, end in spans]
     sentence_terms = [set(analyse(text)) for text in texts]
-    previous_terms = {row: present for (_, _, row, _, _), present in zip(spans, sentence_terms)}
+    previous_terms = {row: present for (_, _, row, _, _), present in zip(spans, sentence_terms, strict=True)}
     lexical = [weighted_coverage(terms, present, sources.idf) for present in sentence_terms]
     best_semantic, best_lexical = float(np.max(semantic)), max(lexical)
     semantic_rank = _ranks(list(semantic))
@@ -226,7 +227,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
     crosslingual: dict[str, bool] = {}
     out: list[Candidate] = []
     for number, ((rank, hit, row, start, end), text, sim, lex, present) in enumerate(
-            zip(spans, texts, semantic, lexical, sentence_terms)):
+            zip(spans, texts, semantic, lexical, sentence_terms, strict=True)):
         if hit.passage_id not in crosslingual:
             crosslingual[hit.passage_id] = question.language != source_language(hit)
         cross = crosslingual[hit.passage_id]

@@ -136,7 +136,8 @@ def _build(
         for number, article in enumerate(corpus.articles, start=1):
             if reusable is not None and previous_hashes.get(article.doc_id) == article.content_hash:
                 info = reusable.documents[article.doc_id]
-                reused_rows.extend((len(sentences) + i, info.first_sentence_row + i) for i in range(info.sentence_count))
+                reused_rows.extend((len(sentences) + i, info.first_sentence_row + i)
+                                   for i in range(info.sentence_count))
                 sentences.extend(reusable.document_sentences(article.doc_id))
                 for record in reusable.document_passages(article.doc_id):
                     passages.append(Passage(record.passage_id, record.doc_id, record.position, record.start,
@@ -147,7 +148,7 @@ def _build(
                                                 settings.passage_overlap_sentences)
                 passages.extend(split.passages)
                 sentences.extend(SentenceRecord(article.doc_id, span.start, span.end, tokens)
-                                 for span, tokens in zip(split.sentences, split.sentence_tokens))
+                                 for span, tokens in zip(split.sentences, split.sentence_tokens, strict=True))
             if number % 200 == 0 or number == len(corpus.articles):
                 report_progress(Progress("splitting", number, len(corpus.articles)))
 
@@ -177,7 +178,8 @@ def _build(
                           first_sentence_of[p.doc_id] + p.first_sentence + len(p.sentences)) for p in passages]
     weights = np.asarray([s.tokens for s in sentences], dtype=np.float32)
     dense = pool_passages(dense_sentences, weights, passage_rows)
-    multilingual = pool_passages(multilingual_sentences, weights, passage_rows) if multilingual_sentences is not None else None
+    multilingual = (pool_passages(multilingual_sentences, weights, passage_rows)
+                    if multilingual_sentences is not None else None)
 
     report_progress(Progress("writing", 0, 1))
     manifest = Manifest(
@@ -259,7 +261,7 @@ def _assemble(encoder: Encoder, texts: list[str], to_embed: list[int], reused_ro
         progress(0, 0)
     if reused_rows:
         stored = previous.stored_vectors(name) if previous is not None else None
-        new_rows, old_rows = zip(*reused_rows)
+        new_rows, old_rows = zip(*reused_rows, strict=True)
         vectors[list(new_rows)] = stored[list(old_rows)]
     return vectors
 

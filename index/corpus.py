@@ -76,7 +76,7 @@ def doc_id_from_url(url: str) -> str:
     """Stable id for an article known by its address: the last path part, plus a short hash."""
     path = re.sub(r"^[a-z]+://", "", url.strip().lower()).split("?")[0].rstrip("/")
     tail = slugify(path.rsplit("/", 1)[-1], max_length=60)
-    digest = hashlib.sha1(url.strip().encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha1(url.strip().encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
     return f"{tail}-{digest}"
 
 

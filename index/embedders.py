@@ -481,7 +481,7 @@ def _export(model, transformer, inputs: list[str], layout: ModelLayout, folder: 
                 self.network = network
 
             def forward(self, *tensors):
-                return self.network(**dict(zip(inputs, tensors)), return_dict=True).last_hidden_state
+                return self.network(**dict(zip(inputs, tensors, strict=True)), return_dict=True).last_hidden_state
 
         axes = {name: {0: "batch", 1: "tokens"} for name in [*inputs, "last_hidden_state"]}
         try:

@@ -65,7 +65,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int, weights: Sequenc
     """Each list adds weight / (k + rank) for every row it holds (rank from 1); ties keep first-seen order."""
     weights = weights if weights is not None else [1.0] * len(rankings)
     fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, (row, _score) in enumerate(ranking, start=1):
             fused[row] = fused.get(row, 0.0) + weight / (k + rank)
     return sorted(fused.items(), key=lambda item: -item[1])
@@ -74,7 +74,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int, weights: Sequenc
 def weighted_fusion(rankings: Sequence[Ranking], weights: Sequence[float]) -> Ranking:
     """Min-max normalise each ranking's scores, then add them with weights."""
     fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=True):
         if not ranking:
             continue
         scores = [s for _, s in ranking]
@@ -228,7 +228,8 @@ class Searcher:
         ranked = [(row, score) for row, score in ranked if row in records]
         if reranker is not None and ranked:
             scores = reranker.score(query, [records[row].text for row, _ in ranked])
-            ranked = sorted(((row, float(s)) for (row, _), s in zip(ranked, scores)), key=lambda item: -item[1])
+            ranked = sorted(((row, float(s)) for (row, _), s in zip(ranked, scores, strict=True)),
+                            key=lambda item: -item[1])
         similarity = _similarities(semantic_index, query_vector, [row for row, _ in ranked])
         hits: list[Hit] = []
         kept_terms: list[frozenset[str]] = []
@@ -326,7 +327,7 @@ def _similarities(index: faiss.Index | None, vector: np.ndarray | None, rows: Se
         stored = index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
     except RuntimeError:  # an index type that does not keep its vectors: no similarity then
         return {}
-    return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32))}
+    return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32), strict=True)}
 
 
 def _faiss_search(index: faiss.Index, vector: np.ndarray, k: int, rows: tuple[int, int] | None) -> Ranking:
@@ -339,7 +340,7 @@ def _faiss_search(index: faiss.Index, vector: np.ndarray, k: int, rows: tuple[in
     else:
         params = faiss.SearchParameters(sel=faiss.IDSelectorRange(rows[0], rows[1]))
         scores, ids = index.search(query, min(k, rows[1] - rows[0]), params=params)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
 def _bm25_idf(stored: StoredIndex) -> dict[str, float]:

@@ -538,8 +538,8 @@ class StoredIndex:
             return {}
         marks = ",".join("?" * len(rows))
         with self._lock:
-            found = self._db.execute(
-                f'SELECT row, passage_id, doc_id, position, start, "end", text, sentences, first_sentence_row '
+            found = self._db.execute(  # only "?" marks are formatted in: the rows are bound parameters
+                f'SELECT row, passage_id, doc_id, position, start, "end", text, sentences, first_sentence_row '  # noqa: S608
                 f"FROM passages WHERE row IN ({marks})",
                 [int(r) for r in rows],
             ).fetchall()

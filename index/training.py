@@ -191,7 +191,7 @@ def fit(rows: Sequence[QuestionRows], max_sentences: int, regularisation: float 
             key = (round(objective(outcomes), 4), -round(sentences, 2), threshold, keep)
             if best is None or key > best:
                 best = key
-    assert best is not None
+    assert best is not None  # noqa: S101 - for the type checker: THRESHOLDS and KEEP_RATIOS are not empty
     scorer = replace(scorer, threshold=best[2], keep_ratio=best[3])
     report = TrainingReport(scorer)
     for name, outcome in sorted(simulate(scorer, dev, max_sentences).items()):
