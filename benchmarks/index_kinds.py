@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
             latency.append((time.perf_counter() - started) * 1000)
         _, found = index.search(queries, 10)
         faiss.omp_set_num_threads(2)
-        recall = float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)]))
+        recall = float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)]))
         return [label(size), name, depth, recall, percentile(latency, 0.5), percentile(latency, 0.95)]
 
     rows = [measure(flat, "flat", 0)]

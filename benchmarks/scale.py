@@ -251,7 +251,7 @@ def recall(index_dir: Path, kinds: list[str]) -> dict[str, float]:
     found = {}
     for kind in kinds:
         _, ids = load_vector_index(version / f"dense.{kind}.faiss").search(queries, 10)
-        found[kind] = float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, ids)]))
+        found[kind] = float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, ids, strict=True)]))
     return found
 
 

@@ -51,7 +51,8 @@ def live(bot_index, encoders) -> LiveEngine:
 
 @pytest.fixture
 def settings(bot_index, request) -> Settings:
-    """The session's settings; a test changes some with `@pytest.mark.parametrize("settings", [{...}], indirect=True)`."""
+    """The session's settings; a test changes some with
+    `@pytest.mark.parametrize("settings", [{...}], indirect=True)`."""
     return bot_index.model_copy(update=getattr(request, "param", {}))
 
 

@@ -25,7 +25,8 @@ async def test_ask_defers_first_then_answers_with_a_cited_embed(env, channel, al
     result = await alice.slash(channel, "ask", question="How many civilians were killed?")
 
     # The first thing sent is the deferral ("thinking…", callback type 5); the answer comes after it.
-    sent = [r for r in env.http_requests if r.method == "POST" and ("/interactions/" in r.path or "/webhooks/" in r.path)]
+    sent = [r for r in env.http_requests
+            if r.method == "POST" and ("/interactions/" in r.path or "/webhooks/" in r.path)]
     assert "/interactions/" in sent[0].path and sent[0].json["type"] == 5
     assert "/webhooks/" in sent[1].path
     assert not result.ephemeral
@@ -68,7 +69,8 @@ async def test_source_option_narrows_the_search_and_autocompletes(env, channel, 
     choices = await alice.autocomplete(channel, "ask", "source", "syria")
     assert [c["value"] for c in choices] == ["syria-vows-accountability"]
 
-    result = await alice.slash(channel, "ask", question="Who called for accountability?", source="syria-vows-accountability")
+    result = await alice.slash(channel, "ask", question="Who called for accountability?",
+                               source="syria-vows-accountability")
     assert "only “Syria vows accountability" in result.response.embeds[-1].footer.text
 
     # A title typed in full works as well as the id.
@@ -224,7 +226,8 @@ async def test_a_conversation_is_never_refused_but_a_flood_is(env, channel, alic
     assert channel.last_message.content == refused.response.content
 
     # Someone else is not affected.
-    assert "973" in (await bob.slash(channel, "ask", question="How many civilians were killed?")).response.embeds[0].description
+    other = await bob.slash(channel, "ask", question="How many civilians were killed?")
+    assert "973" in other.response.embeds[0].description
 
     # Once the first question is a minute old, alice may ask again.
     await env.advance_time(61)

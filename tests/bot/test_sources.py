@@ -26,7 +26,8 @@ async def test_sources_are_paginated_with_buttons(env, channel, alice, bob):
     assert first.title == f"Indexed sources ({DOCUMENTS})"
     assert first.footer.text.endswith("page 1/4")
     assert first.description.count("\n") == 9  # ten articles a page
-    assert "`report-01` [Report 01: electricity in Latakia](https://example.org/reports/01) — Example Wire, 2025-03-10" in first.description
+    assert ("`report-01` [Report 01: electricity in Latakia](https://example.org/reports/01) — Example Wire, 2025-03-10"
+            in first.description)
     buttons = {c["label"]: c for row in message.components for c in row["components"]}
     assert buttons["Previous"].get("disabled") and not buttons["Next"].get("disabled")
 

@@ -15,7 +15,7 @@ from bot.discord.client import MISSING_INTENT, create_bot, run_bot, serve, start
 from bot.discord.errors import StartupError
 from tests.bot.conftest import SETTLE_TIMEOUT
 
-TOKEN = "MTIzNDU2Nzg5MDEy.fake.token-that-discord-refuses"
+TOKEN = "MTIzNDU2Nzg5MDEy.fake.token-that-discord-refuses"  # noqa: S105 - a made-up token
 
 
 def test_a_missing_token_is_one_clear_line(settings):

@@ -114,7 +114,8 @@ def test_index_status_and_update_show_what_changed(tmp_path):
     shutil.copy(SEED_ARTICLE, corpus)
     env = {"DATA_DIR": str(tmp_path / "var"), "CORPUS_DIR": str(corpus), "INDEX_DIR": ""}
     assert run(["index", "build"], extra_env=env).returncode == 0
-    (corpus / "note.txt").write_text("Council vote\n\nThe council voted 7 to 2 to close the bridge.\n", encoding="utf-8")
+    (corpus / "note.txt").write_text("Council vote\n\nThe council voted 7 to 2 to close the bridge.\n",
+                                     encoding="utf-8")
     status = json.loads(run(["index", "status", "--json"], extra_env=env).stdout)
     assert status["corpus"]["added"] == ["note"] and status["model_matches"] is True
     assert status["index"]["documents"] == 1 and status["index"]["model"] == "all-MiniLM-L6-v2"

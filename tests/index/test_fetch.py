@@ -228,7 +228,7 @@ def test_tls_names_the_host_not_the_pinned_address(raw_server, monkeypatch):
         ("2606:4700:4700::1111", True),
         ("127.0.0.1", False),
         ("100.64.0.1", False),
-        ("0.0.0.0", False),
+        ("0.0.0.0", False),  # noqa: S104 - an address the fetcher must refuse, not one we bind
         ("224.0.0.1", False),
         ("255.255.255.255", False),
         (PUBLIC_IP, True),

@@ -25,7 +25,7 @@ ARTICLE_HTML = """<!doctype html><html><head><title>Dam repairs | Valley Herald<
 <p>Engineers finished repairs on the Qarun dam on Tuesday after three weeks of work, the regional water authority said.</p>
 <p>The authority said 41 workers took part and that the reservoir would be refilled by the end of May.</p>
 <p>Farmers downstream had lost access to irrigation water while the dam was closed.</p></article>
-<footer>© Valley Herald</footer></body></html>"""
+<footer>© Valley Herald</footer></body></html>"""  # noqa: E501 - a real page's paragraph is one long line
 
 
 class Pages(BaseHTTPRequestHandler):
@@ -159,7 +159,8 @@ def test_html_and_text_files_in_the_corpus_are_indexed(tmp_path, encoders):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "dam.html").write_text(ARTICLE_HTML, encoding="utf-8")
-    (corpus / "note.txt").write_text("Council vote\n\nThe council voted 7 to 2 to close the bridge.\n", encoding="utf-8")
+    (corpus / "note.txt").write_text("Council vote\n\nThe council voted 7 to 2 to close the bridge.\n",
+                                     encoding="utf-8")
     settings = make_settings(tmp_path, corpus)
     report = build_index(settings, encoders=encoders)
     assert report.documents == 2 and not report.warnings

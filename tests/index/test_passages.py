@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import pytest
 
 from index.corpus import Article, read_markdown
@@ -19,7 +21,8 @@ def article(request, encoders):
     if request.param == "seed":
         return read_markdown(SEED_ARTICLE)
     text = ARABIC if request.param == "arabic" else ABBREVIATIONS
-    return Article(doc_id=request.param, title=request.param, text=text, lang="ar" if request.param == "arabic" else None)
+    return Article(doc_id=request.param, title=request.param, text=text,
+                   lang="ar" if request.param == "arabic" else None)
 
 
 @pytest.mark.parametrize("max_tokens", [24, 64, 128])
@@ -57,7 +60,7 @@ def test_neighbouring_passages_overlap_by_one_sentence(encoders):
     article = read_markdown(SEED_ARTICLE)
     passages = split_article(article, encoders.dense.count_tokens, 64, overlap_sentences=1)
     shared = 0
-    for before, after in zip(passages, passages[1:]):
+    for before, after in pairwise(passages):
         if len(before.sentences) > 1:  # a lone sentence is not repeated, or no passage would advance
             assert after.sentences[0] == before.sentences[-1]
             shared += 1

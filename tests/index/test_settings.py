@@ -32,7 +32,8 @@ def test_environment_overrides_dotenv(tmp_path, monkeypatch):
 
 def test_env_example_lists_every_setting():
     example = (Path(__file__).parents[2] / ".env.example").read_text(encoding="utf-8")
-    names = {line.split("=", 1)[0].strip().lower() for line in example.splitlines() if "=" in line and not line.startswith("#")}
+    names = {line.split("=", 1)[0].strip().lower() for line in example.splitlines()
+             if "=" in line and not line.startswith("#")}
     assert names == set(Settings.model_fields)
     Settings(_env_file=Path(__file__).parents[2] / ".env.example")  # and its values are valid
 

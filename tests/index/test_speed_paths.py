@@ -160,7 +160,7 @@ def corpus_vectors() -> tuple[np.ndarray, np.ndarray]:
 def recall_at_10(index, exact, queries) -> float:
     _, truth = exact.search(queries, 10)
     _, found = index.search(queries, 10)
-    return float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found)]))
+    return float(np.mean([len(set(t) & set(f)) / 10 for t, f in zip(truth, found, strict=True)]))
 
 
 @pytest.mark.parametrize("approximate", ["hnsw", "ivf"])

@@ -55,7 +55,8 @@ def test_update_embeds_only_new_and_changed_documents(tmp_path, encoders):
     assert (update.added, update.changed, update.removed) == (["town-042"], ["town-001"], ["town-002"])
     assert update.embedded_documents == 2 and update.documents == 6
     passages_of_changed = Engine.load(settings, encoders=encoders).source("town-001").passage_count
-    assert update.embedded_passages == passages_of_changed + Engine.load(settings, encoders=encoders).source("town-042").passage_count
+    passages_of_added = Engine.load(settings, encoders=encoders).source("town-042").passage_count
+    assert update.embedded_passages == passages_of_changed + passages_of_added
 
     engine = Engine.load(settings, encoders=encoders)
     assert "12 beds" in engine.ask("How many beds does the new clinic have?").text
@@ -142,7 +143,8 @@ def test_killing_a_build_leaves_the_previous_index_working(tmp_path, encoders, s
 
     process = subprocess.Popen(
         [sys.executable, "-c", BUILD_SCRIPT, str(corpus), str(settings.data_dir), "build"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "MODEL_CACHE_DIR": str(MODEL_CACHE)},
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "MODEL_CACHE_DIR": str(MODEL_CACHE)},
     )
     stages_seen = []
     try:
