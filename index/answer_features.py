@@ -223,7 +223,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
     top_idf = max(sources.unseen_idf(), 1e-6)
     question_negated = bool(_NEGATION.search(question.text))
     by_passage: dict[str, float] = {}
-    by_article: dict[str, tuple[float, tuple[str, ...], float]] = {}
+    by_article: dict[str, tuple[float, tuple[str, ...], float, float]] = {}
     crosslingual: dict[str, bool] = {}
     out: list[Candidate] = []
     for number, ((rank, hit, row, start, end), text, sim, lex, present) in enumerate(

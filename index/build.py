@@ -261,6 +261,9 @@ def _assemble(encoder: Encoder, texts: list[str], to_embed: list[int], reused_ro
         progress(0, 0)
     if reused_rows:
         stored = previous.stored_vectors(name) if previous is not None else None
+        if stored is None:  # `_compatible` found them before reuse was chosen
+            raise IndexCorruptError(f"{name}.npy of the previous index version can no longer be read. "
+                                    "Rebuild with `verbatim index build`.")
         new_rows, old_rows = zip(*reused_rows, strict=True)
         vectors[list(new_rows)] = stored[list(old_rows)]
     return vectors

@@ -145,7 +145,7 @@ def normalise_text(text: str) -> str:
 class _NoAliasLoader(yaml.SafeLoader):
     """YAML without aliases: `*name` can repeat a value exponentially (a "billion laughs" bomb)."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             raise yaml.composer.ComposerError(
                 None, None, "uses a YAML alias (*name); write the value out instead", self.peek_event().start_mark)

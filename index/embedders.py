@@ -186,6 +186,7 @@ class SentenceTransformerEncoder:
     def _encode(self, texts: list[str], *, passages: bool) -> np.ndarray:
         if self._onnx is not None:
             return self._onnx.encode(texts, passages=passages)
+        assert self._model is not None  # noqa: S101 - for the type checker: __init__ sets ONNX Runtime or torch
         vectors = self._model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=False,

@@ -22,7 +22,7 @@ from index.store import build_lock
 @dataclass(frozen=True)
 class IngestReport:
     status: Literal["added", "duplicate"]
-    article: Article | None  # the new article, or the one already in the corpus
+    article: Article  # the new article, or the one already in the corpus
     path: Path | None = None
     reason: str = ""
     build: BuildReport | None = None

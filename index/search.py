@@ -16,6 +16,7 @@ from index.lexical import analyse
 from index.question import ParsedQuestion
 from index.settings import Settings, reranker_name
 from index.store import DocumentInfo, PassageRecord, StoredIndex
+from index.vectors import VectorIndex, selecting
 
 Ranking = list[tuple[int, float]]  # (passage row, score), best first
 
@@ -112,10 +113,15 @@ def near_duplicate(a: frozenset[str], b: frozenset[str], threshold: float) -> bo
 
 class Searcher:
     def __init__(self, stored: StoredIndex, encoders: Encoders, settings: Settings) -> None:
+        if stored.dense is None or stored.bm25 is None:
+            raise ValueError(f"The index in {stored.folder} was opened with searchable=False; "
+                             "open it searchable to search it.")
         self.stored = stored
         self.encoders = encoders
         self.settings = settings
-        self._bm25_idf = _bm25_idf(stored)
+        self._dense: VectorIndex = stored.dense
+        self._bm25: bm25s.BM25 = stored.bm25
+        self._bm25_idf = _bm25_idf(self._bm25, stored.passage_count)
         self._doc_of_row: list[str] | None = None
         self._titles = TitleIndex(stored)
 
@@ -146,26 +152,28 @@ class Searcher:
         weights: list[float] = []
         semantic_encoder: Encoder | None = None
         query_vector: np.ndarray | None = None
-        semantic_index: faiss.Index | None = None
+        semantic_index: VectorIndex | None = None
         sentence_vectors: np.ndarray | None = None
         mode = settings.retrieval
-        multilingual = self.encoders.multilingual if self.stored.multilingual is not None else None
+        multilingual_index = self.stored.multilingual
+        multilingual = self.encoders.multilingual if multilingual_index is not None else None
 
         if mode in {"hybrid", "dense"}:
             # The main model reads English; for other languages the multilingual model stands in, and
             # it may also join in for English questions as a third list.
             if english or multilingual is None:
                 query_vector = self.encoders.dense.encode_queries([query])[0]
-                semantic_encoder, semantic_index = self.encoders.dense, self.stored.dense
+                semantic_encoder, semantic_index = self.encoders.dense, self._dense
                 sentence_vectors = self.stored.dense_sentences
-                rankings.append(_faiss_search(self.stored.dense, query_vector, pool, rows))
+                rankings.append(_faiss_search(self._dense, query_vector, pool, rows))
                 weights.append(settings.dense_weight)
-            if multilingual is not None and (not english or settings.multilingual_for_english):
+            if (multilingual is not None and multilingual_index is not None
+                    and (not english or settings.multilingual_for_english)):
                 vector = multilingual.encode_queries([query])[0]
                 if semantic_encoder is None:
-                    semantic_encoder, semantic_index, query_vector = multilingual, self.stored.multilingual, vector
+                    semantic_encoder, semantic_index, query_vector = multilingual, multilingual_index, vector
                     sentence_vectors = self.stored.multilingual_sentences
-                rankings.append(_faiss_search(self.stored.multilingual, vector, pool, rows))
+                rankings.append(_faiss_search(multilingual_index, vector, pool, rows))
                 weights.append(settings.multilingual_weight)
         if mode in {"hybrid", "bm25"}:
             rankings.append(self._bm25_search(question.retrieval_terms, pool, rows))
@@ -183,7 +191,7 @@ class Searcher:
             # BM25 alone found the passages; answers still weigh sentences by meaning.
             semantic_encoder = self.encoders.dense if english or multilingual is None else multilingual
             query_vector = semantic_encoder.encode_queries([query])[0]
-            semantic_index = self.stored.dense if semantic_encoder is self.encoders.dense else self.stored.multilingual
+            semantic_index = self._dense if semantic_encoder is self.encoders.dense else multilingual_index
             sentence_vectors = (self.stored.dense_sentences if semantic_encoder is self.encoders.dense
                                 else self.stored.multilingual_sentences)
         hits = self._hits(fused, k, query, semantic_index, query_vector)
@@ -202,7 +210,7 @@ class Searcher:
         return self._doc_of_row
 
     def _bm25_search(self, terms: list[str], pool: int, rows: tuple[int, int] | None) -> Ranking:
-        bm25 = self.stored.bm25
+        bm25 = self._bm25
         ids = bm25.get_tokens_ids(terms)
         scores = bm25.get_scores_from_ids(ids) if ids else np.zeros(self.stored.passage_count, dtype=np.float32)
         if self.settings.title_weight > 0:
@@ -217,7 +225,7 @@ class Searcher:
             scores = scores * mask
         return top_rows(scores, pool)
 
-    def _hits(self, fused: Ranking, k: int, query: str, semantic_index: faiss.Index | None,
+    def _hits(self, fused: Ranking, k: int, query: str, semantic_index: VectorIndex | None,
               query_vector: np.ndarray | None) -> list[Hit]:
         reranker = self.reranker
         # Fetch spares: near-identical passages (one story filed twice, or overlapping windows that say
@@ -319,7 +327,7 @@ def load_reranker(name: str) -> Reranker:
         return _RERANKERS[name]
 
 
-def _similarities(index: faiss.Index | None, vector: np.ndarray | None, rows: Sequence[int]) -> dict[int, float]:
+def _similarities(index: VectorIndex | None, vector: np.ndarray | None, rows: Sequence[int]) -> dict[int, float]:
     """Exact cosine similarity of each row to the question (flat indexes keep their vectors)."""
     if index is None or vector is None or not rows:
         return {}
@@ -330,7 +338,7 @@ def _similarities(index: faiss.Index | None, vector: np.ndarray | None, rows: Se
     return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32), strict=True)}
 
 
-def _faiss_search(index: faiss.Index, vector: np.ndarray, k: int, rows: tuple[int, int] | None) -> Ranking:
+def _faiss_search(index: VectorIndex, vector: np.ndarray, k: int, rows: tuple[int, int] | None) -> Ranking:
     k = min(k, index.ntotal)
     if k <= 0:
         return []
@@ -338,15 +346,14 @@ def _faiss_search(index: faiss.Index, vector: np.ndarray, k: int, rows: tuple[in
     if rows is None:
         scores, ids = index.search(query, k)
     else:
-        params = faiss.SearchParameters(sel=faiss.IDSelectorRange(rows[0], rows[1]))
+        params = selecting(faiss.IDSelectorRange(rows[0], rows[1]))
         scores, ids = index.search(query, min(k, rows[1] - rows[0]), params=params)
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
 
-def _bm25_idf(stored: StoredIndex) -> dict[str, float]:
-    bm25 = stored.bm25
+def _bm25_idf(bm25: bm25s.BM25, passage_count: int) -> dict[str, float]:
     indptr = np.asarray(bm25.scores["indptr"])
     document_frequency = np.diff(indptr)
-    n = max(stored.passage_count, 1)
+    n = max(passage_count, 1)
     idf = np.log(1 + (n - document_frequency + 0.5) / (document_frequency + 0.5))
     return {term: float(idf[i]) for term, i in bm25.vocab_dict.items() if i < len(idf)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # RERANKER_MODEL values that mean "no reranker" rather than a model called "off".
@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     # Where things live
     corpus_dir: Path = Path("corpus")
     data_dir: Path = Path("var")
-    index_dir: Path | None = None  # default: <data_dir>/index
+    index_dir: Path = Field(default_factory=lambda fields: fields["data_dir"] / "index")  # default: <data_dir>/index
     model_cache_dir: Path | None = None  # default: <data_dir>/models
 
     # Models
@@ -123,9 +123,3 @@ class Settings(BaseSettings):
     @property
     def resolved_model_cache_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
-
-    @model_validator(mode="after")
-    def _default_index_dir(self) -> Settings:
-        if self.index_dir is None:
-            self.index_dir = self.data_dir / "index"
-        return self

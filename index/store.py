@@ -31,7 +31,6 @@ from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import bm25s
-import faiss
 import numpy as np
 
 from index.corpus import Article
@@ -43,6 +42,7 @@ from index.errors import (
 )
 from index.passages import Passage, Span
 from index.vectors import (
+    VectorIndex,
     VectorIndexPolicy,
     build_vector_index,
     describe_vector_index,
@@ -451,8 +451,8 @@ class StoredIndex:
     without loading a search index that may be gigabytes.
     """
 
-    dense: faiss.Index | None = None
-    multilingual: faiss.Index | None = None
+    dense: VectorIndex | None = None
+    multilingual: VectorIndex | None = None
     bm25: bm25s.BM25 | None = None
     dense_sentences: np.ndarray | None = None  # memory-mapped; row i is sentence row i
     multilingual_sentences: np.ndarray | None = None
@@ -510,7 +510,7 @@ class StoredIndex:
                     raise
         return cls(current_version(root), searchable=searchable, policy=policy)
 
-    def _load_vectors(self, name: str, dimension: int | None, policy: VectorIndexPolicy | None) -> faiss.Index:
+    def _load_vectors(self, name: str, dimension: int | None, policy: VectorIndexPolicy | None) -> VectorIndex:
         index = load_vector_index(self.folder / f"{name}.faiss", policy=policy)
         if index.ntotal != self.manifest.passages or index.d != dimension:
             raise IndexCorruptError(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import faiss
 import numpy as np
@@ -99,6 +99,10 @@ class ApproximateIndex:
         return self.index.reconstruct_n(first, count, *args)
 
 
+# What builds and loads return: a flat index as FAISS made it, an approximate one wrapped.
+VectorIndex: TypeAlias = faiss.Index | ApproximateIndex
+
+
 def filtered_search(index: faiss.Index, x: np.ndarray, k: int, selector: faiss.IDSelector):
     """Exact top `k` among the rows `selector` admits: every stored code is checked, none skipped.
 
@@ -108,44 +112,57 @@ def filtered_search(index: faiss.Index, x: np.ndarray, k: int, selector: faiss.I
     queries = np.ascontiguousarray(np.atleast_2d(x), dtype=np.float32)
     if isinstance(index, faiss.IndexHNSW):
         storage = faiss.downcast_index(index.storage)
-        return storage.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        return storage.search(queries, k, params=selecting(selector))
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is not None:
-        return index.search(queries, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nlist))
-    return index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        every_list = faiss.SearchParametersIVF()
+        every_list.sel = selector
+        every_list.nprobe = ivf.nlist
+        return index.search(queries, k, params=every_list)
+    return index.search(queries, k, params=selecting(selector))
 
 
-def build_vector_index(vectors: np.ndarray, policy: VectorIndexPolicy | None = None) -> faiss.Index:
+def selecting(selector: faiss.IDSelector) -> faiss.SearchParameters:
+    """Search parameters that admit only the rows `selector` admits."""
+    # Set as an attribute: FAISS's keyword form (`SearchParameters(sel=...)`) does just this, and
+    # its type stub does not know the keyword.
+    params = faiss.SearchParameters()
+    params.sel = selector
+    return params
+
+
+def build_vector_index(vectors: np.ndarray, policy: VectorIndexPolicy | None = None) -> VectorIndex:
     """An inner-product index over normalised vectors (row i is passage row i), of the kind `policy` picks."""
     policy = policy or VectorIndexPolicy()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     count, dimension = vectors.shape
     kind = policy.choose(count)
     if kind == "flat" or count == 0:
-        index = faiss.IndexFlatIP(dimension)
+        flat = faiss.IndexFlatIP(dimension)
         if count:
-            index.add(vectors)
-        return index
+            flat.add(vectors)
+        return flat
     if kind == "hnsw":
-        index = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, policy.hnsw_m,
-                                  faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = policy.hnsw_ef_construction
-        index.train(_sample(vectors, 200_000))
-        _add_in_blocks(index, vectors)
-        set_search_depth(index, policy)
-        return ApproximateIndex(index)
+        # The stub types the second argument as a ScalarQuantizer; FAISS takes its QuantizerType.
+        hnsw = faiss.IndexHNSWSQ(dimension, faiss.ScalarQuantizer.QT_8bit, policy.hnsw_m,  # type: ignore[arg-type]
+                                 faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = policy.hnsw_ef_construction
+        hnsw.train(_sample(vectors, 200_000))
+        _add_in_blocks(hnsw, vectors)
+        set_search_depth(hnsw, policy)
+        return ApproximateIndex(hnsw)
     if kind == "ivf":
         nlist = ivf_lists(count)
         quantizer = faiss.IndexFlatIP(dimension)
-        index = faiss.IndexIVFScalarQuantizer(quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                              faiss.METRIC_INNER_PRODUCT)
-        index.cp.niter = 12  # k-means on a sample of at most 48 vectors a list: minutes, not hours
-        index.cp.max_points_per_centroid = 48
-        index.train(_sample(vectors, nlist * 48))
-        _add_in_blocks(index, vectors)
-        index.make_direct_map()  # so rows can be reconstructed (similarities, range searches)
-        set_search_depth(index, policy)
-        return ApproximateIndex(index)
+        ivf = faiss.IndexIVFScalarQuantizer(quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                            faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.niter = 12  # k-means on a sample of at most 48 vectors a list: minutes, not hours
+        ivf.cp.max_points_per_centroid = 48
+        ivf.train(_sample(vectors, nlist * 48))
+        _add_in_blocks(ivf, vectors)
+        ivf.make_direct_map()  # so rows can be reconstructed (similarities, range searches)
+        set_search_depth(ivf, policy)
+        return ApproximateIndex(ivf)
     raise ValueError(f"Unknown vector index kind {kind!r}; use auto, flat, hnsw or ivf.")
 
 
@@ -166,28 +183,29 @@ def _add_in_blocks(index: faiss.Index, vectors: np.ndarray, block: int = 100_000
         index.add(vectors[start : start + block])
 
 
-def unwrap(index) -> faiss.Index:
+def unwrap(index: VectorIndex) -> faiss.Index:
     return index.index if isinstance(index, ApproximateIndex) else index
 
 
-def describe_vector_index(index: faiss.Index) -> str:
+def describe_vector_index(wrapped: VectorIndex) -> str:
     """A short name for the manifest: which kind of index serves the vectors, and how it searches."""
-    index = unwrap(index)
+    index = unwrap(wrapped)
     if isinstance(index, faiss.IndexFlat):
         return "flat"
     if isinstance(index, faiss.IndexHNSW):
-        return f"hnsw (HNSW{index.hnsw.nb_neighbors(1)},SQ8, efSearch {index.hnsw.efSearch})"
+        neighbours = index.hnsw.nb_neighbors(1)  # type: ignore[attr-defined]  # in FAISS, not in its stub
+        return f"hnsw (HNSW{neighbours},SQ8, efSearch {index.hnsw.efSearch})"
     ivf = faiss.try_extract_index_ivf(index) if hasattr(faiss, "try_extract_index_ivf") else None
     if ivf is not None:
         return f"ivf (IVF{ivf.nlist},SQ8, nprobe {ivf.nprobe})"
     return type(index).__name__
 
 
-def save_vector_index(index: faiss.Index, path: Path) -> None:
+def save_vector_index(index: VectorIndex, path: Path) -> None:
     faiss.write_index(unwrap(index), str(path))
 
 
-def load_vector_index(path: Path, mmap: bool = True, policy: VectorIndexPolicy | None = None) -> faiss.Index:
+def load_vector_index(path: Path, mmap: bool = True, policy: VectorIndexPolicy | None = None) -> VectorIndex:
     """Read an index, memory-mapping its vectors where FAISS can (flat and HNSW codes).
 
     With a `policy`, approximate indexes search as deep as it says; without, as deep as when built.
@@ -199,9 +217,9 @@ def load_vector_index(path: Path, mmap: bool = True, policy: VectorIndexPolicy |
     return index if isinstance(index, faiss.IndexFlat) else ApproximateIndex(index)
 
 
-def set_search_depth(index: faiss.Index, policy: VectorIndexPolicy) -> None:
+def set_search_depth(wrapped: VectorIndex, policy: VectorIndexPolicy) -> None:
     """Apply the policy's efSearch (HNSW) or nprobe (IVF, at most its number of lists); flat: nothing."""
-    index = unwrap(index)
+    index = unwrap(wrapped)
     if isinstance(index, faiss.IndexHNSW):
         index.hnsw.efSearch = policy.hnsw_ef_search
         return

@@ -155,6 +155,18 @@ def test_a_document_filter_keeps_to_that_document(engine):
     assert set(_docs(engine.search("storm", doc_id="strike"))) == {"strike"}
 
 
+def test_an_index_opened_without_its_search_indexes_is_refused_by_name(engine):
+    from index.search import Searcher
+    from index.store import StoredIndex
+
+    bare = StoredIndex(engine.stored.folder, searchable=False)
+    try:
+        with pytest.raises(ValueError, match="searchable=False"):
+            Searcher(bare, engine.encoders, engine.settings)
+    finally:
+        bare.close()
+
+
 # ---------------------------------------------------------------- the reranker code path
 
 
