@@ -202,12 +202,12 @@ def add(
     if as_json:
         print(json.dumps({
             "status": report.status, "reason": report.reason, "path": str(report.path) if report.path else None,
-            "doc_id": report.article.doc_id if report.article else None,
-            "title": report.article.title if report.article else None,
+            "doc_id": report.article.doc_id,
+            "title": report.article.title,
             "embedded_passages": report.build.embedded_passages if report.build else 0,
         }, ensure_ascii=False))
         return
-    if report.status == "duplicate":
+    if report.status == "duplicate" or report.build is None:  # only an added article comes with a build
         out.print(f"Not added: {report.reason} ({escape(report.article.doc_id)}: {escape(report.article.title)}).")
         return
     article = report.article

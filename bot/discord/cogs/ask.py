@@ -129,7 +129,7 @@ class Ask(commands.Cog):
         me = self.bot.user
         if me is None or message.author.bot or message.guild is None or not self._allowed(message.channel):
             return None, None
-        earlier = self._replied_question(message)
+        earlier = self._replied_question(message, me.id)
         role = message.guild.self_role  # the bot's own role, which members sometimes mention instead
         typed = me.id in message.raw_mentions or (role is not None and role.id in message.raw_role_mentions)
         # `mentions` also holds the author of a message replied to with a ping; `@everyone` is not
@@ -141,11 +141,11 @@ class Ask(commands.Cog):
             return None, None  # an image-only reply, or text Discord does not let the bot read: not a question
         return question, earlier
 
-    def _replied_question(self, message: discord.Message) -> str | None:
+    def _replied_question(self, message: discord.Message, bot_id: int) -> str | None:
         reference = message.reference
         if reference is None or not isinstance(reference.resolved, discord.Message):
             return None
-        return formatting.question_from_answer(reference.resolved, self.bot.user.id)
+        return formatting.question_from_answer(reference.resolved, bot_id)
 
     def _allowed(self, channel: Any) -> bool:
         allowed = self.bot.settings.allowed_channel_ids
