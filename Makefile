@@ -1,12 +1,12 @@
 # Two commands for a fresh machine (Python 3.11 and the package registries are all it needs):
 #   make run    set up, build the index if missing, then start the bot (or a terminal chat)
-#   make test   set up, then run the whole test suite
+#   make test   set up, then run the whole test suite (CI runs `make lint` first)
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lock clean
+.PHONY: setup run lint test lock clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml requirements.lock
 run: setup
 	$(BIN)/verbatim start
 
+# ruff (style, bugbear, bandit security rules) and mypy, as configured in pyproject.toml; offline.
+lint: setup
+	$(BIN)/ruff check index bot tests benchmarks
+	$(BIN)/mypy index bot
+
 test: setup
 	$(BIN)/python -m pytest
 
@@ -30,4 +35,4 @@ lock:
 	$(BIN)/pip freeze --exclude-editable | sed 's/^torch==.*/torch==2.13.0/' > requirements.lock
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
