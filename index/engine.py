@@ -175,7 +175,8 @@ class Engine:
 
     def _check_doc(self, doc_id: str | None) -> None:
         if doc_id is not None and doc_id not in self.stored.documents:
-            raise VerbatimError(f"No source has the id {doc_id!r}. `verbatim sources` lists them.")
+            shown = doc_id if len(doc_id) <= 80 else doc_id[:80] + "…"
+            raise VerbatimError(f"No source has the id {shown!r}. `verbatim sources` lists them.")
 
 
 T = TypeVar("T")

@@ -54,7 +54,8 @@ def add_url(
     # Held from the duplicate check to the switch to the new index: a concurrent re-index is refused
     # before anything is fetched or saved, and no other add can save the same article meanwhile.
     with build_lock(settings.index_dir):
-        existing = load_corpus([settings.corpus_dir]).articles if settings.corpus_dir.exists() else []
+        existing = (load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars).articles
+                    if settings.corpus_dir.exists() else [])
         by_url = {known: a for a in existing if (known := _known_address(a.url))}
         if address in by_url:
             return IngestReport("duplicate", by_url[address], reason="this address is already in the corpus")

@@ -82,3 +82,26 @@ def test_a_question_is_understood_once():
     assert parsed.retrieval_text == "How many civilians were killed? and how many security forces?"
     assert parse_question("متى بدأت الاشتباكات؟").kind == "time"
     assert parse_question("متى بدأت الاشتباكات؟").language == "ar"
+
+
+def test_training_fits_on_the_train_split_and_reports_the_dev_split(seed_engine, tmp_path):
+    from index.training import TrainingSet, collect, fit
+    from tests.index.quality_support import DATA, SEED_ARTICLE
+
+    sets = [TrainingSet("seed", SEED_ARTICLE, (DATA / "seed-train-queries.jsonl", DATA / "seed-dev-queries.jsonl"))]
+    rows = collect(sets, lambda _set: seed_engine)
+    assert len(rows) == 79 and all(len(r.labels) == len(r.texts) == len(r.features) for r in rows)
+    # Every answerable question has a candidate holding its answer; no unanswerable one does.
+    assert all(r.labels.max() == 1 for r in rows if r.question.answerable)
+    assert all(r.labels.max() == 0 for r in rows if not r.question.answerable)
+    report = fit(rows, max_sentences=3)
+    dev = [r for r in rows if r.dev]
+    assert report.dev_questions == {"seed": len(dev)} and report.train_questions == {"seed": len(rows) - len(dev)}
+    assert set(report.dev["seed"]) >= {"answerable_right", "unanswerable_declined", "precision"}
+    path = tmp_path / "scorer.json"
+    report.scorer.save(path)
+    loaded = AnswerScorer.load(path)
+    assert loaded.threshold == report.scorer.threshold and loaded.about["dev_figures"] == report.dev
+    # Fitting is deterministic: the same rows give the same weights.
+    again = fit(rows, max_sentences=3).scorer
+    assert np.allclose(again.coefficients, report.scorer.coefficients)
