@@ -15,51 +15,21 @@ import time
 import tracemalloc
 import zlib
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from index.fetch import FetchError, FetchPolicy, check_address, fetch_page, normalise_url
+from tests.index.web_support import Pages as Site, serving
 
 PAGE = b"<!doctype html><html><head><title>Dam</title></head><body><p>The dam was repaired.</p></body></html>"
 LOOPBACK = ("127.0.0.1/32",)
 PUBLIC_IP = "93.184.216.34"
 
 
-class Site(BaseHTTPRequestHandler):
-    """Routes: path -> (status, headers, body, delay before answering). Every request is recorded."""
-
-    routes: dict[str, tuple[int, dict[str, str], bytes, float]] = {}
-    seen: list[dict[str, str]] = []
-
-    def do_GET(self):  # noqa: N802 (the name http.server calls)
-        self.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
-        status, headers, body, delay = self.routes.get(self.path, (404, {"Content-Type": "text/plain"}, b"no", 0.0))
-        time.sleep(delay)
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        if "Content-Length" not in headers:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def site():
-    Site.routes, Site.seen = {}, []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Site)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Site) as httpd:
+        yield httpd.server_address[1]
 
 
 @pytest.fixture

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from index.build import build_index
@@ -17,6 +13,7 @@ from index.ingest import add_url
 from index.store import build_lock
 from tests.conftest import SEED_ARTICLE, make_settings
 from tests.index.test_cli import run
+from tests.index.web_support import Pages, serving
 
 ARTICLE_HTML = """<!doctype html><html><head><title>Dam repairs | Valley Herald</title>
 <meta property="og:site_name" content="Valley Herald"><meta name="author" content="Rana Haddad">
@@ -28,37 +25,10 @@ ARTICLE_HTML = """<!doctype html><html><head><title>Dam repairs | Valley Herald<
 <footer>© Valley Herald</footer></body></html>"""  # noqa: E501 - a real page's paragraph is one long line
 
 
-class Pages(BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, dict[str, str], bytes, float]] = {}
-
-    def do_GET(self):  # noqa: N802 (the name http.server calls)
-        status, headers, body, delay = self.routes.get(self.path, (404, {"Content-Type": "text/plain"}, b"no", 0))
-        time.sleep(delay)
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        if "Content-Length" not in headers:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    Pages.routes = {}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Pages) as httpd:
+        yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
 
 
 def html(body: str, status: int = 200, delay: float = 0.0, content_type: str = "text/html; charset=utf-8"):
