@@ -221,7 +221,7 @@ def print_build_report(report: BuildReport) -> None:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     out.print(
         f"Indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f} s "
-        f"({report.passages_per_second:.1f} passages/s; {report.embedded_passages} passages of "
+        f"({report.passages_per_second:.1f} passages/s; {report.embedded_sentences} sentences of "
         f"{report.embedded_documents} documents embedded) → {report.index_dir}"
     )
     if report.added or report.changed or report.removed:

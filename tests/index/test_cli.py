@@ -120,5 +120,5 @@ def test_index_status_and_update_show_what_changed(tmp_path):
     assert status["corpus"]["added"] == ["note"] and status["model_matches"] is True
     assert status["index"]["documents"] == 1 and status["index"]["model"] == "all-MiniLM-L6-v2"
     update = run(["index", "update"], extra_env=env)
-    assert update.returncode == 0 and "1 passages of 1 documents embedded" in update.stdout
+    assert update.returncode == 0 and "1 sentences of 1 documents embedded" in update.stdout
     assert "up to date" in run(["index", "status"], extra_env=env).stdout
