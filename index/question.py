@@ -102,7 +102,12 @@ def question_names(question: str) -> tuple[str, ...]:
     previous_end = -2
     for match in words:
         word = match.group()
-        if word.lower() in _NOT_NAMES:
+        bare = re.sub(r"['’]s$", "", word)  # "What's", "Who's" are question words too
+        # A word that starts the question (or a sentence of it) is capitalised for that alone:
+        # "Summarise", "Roughly", "Besides" are no names. Acronyms ("UN") still are.
+        before = question[:match.start()].rstrip().rstrip("\"'“‘(")
+        initial = not before or before[-1] in ".!?:;"
+        if bare.lower() in _NOT_NAMES or (initial and not bare.isupper()):
             if run:
                 found.append(" ".join(run))
                 run = []

@@ -105,3 +105,25 @@ def test_training_fits_on_the_train_split_and_reports_the_dev_split(seed_engine,
     # Fitting is deterministic: the same rows give the same weights.
     again = fit(rows, max_sentences=3).scorer
     assert np.allclose(again.coefficients, report.scorer.coefficients)
+
+
+@pytest.mark.parametrize("question, names", [
+    ("What's the latest civilian death count?", ()),
+    ("Who's the interim president?", ()),
+    ("Roughly how many security officers were killed?", ()),
+    ("Summarise what Volker Turk said", ("Volker Turk",)),
+    ("Explain what happened to the Alawites", ("Alawites",)),
+    ("Besides Latakia, which towns did security forces move through?", ("Latakia",)),
+    ("Along with drought, what is pushing the Amazon towards a tipping point?", ("Amazon",)),
+    ("Thanks. Now, who is the UN rights chief?", ("UN",)),
+    ("UN officials said what?", ("UN",)),
+    ("Marco Rubio said what about Syria?", ("Rubio", "Syria")),
+])
+def test_a_word_capitalised_only_because_it_starts_the_question_is_not_a_name(question, names):
+    # Else the answer declines with "The sources don’t mention Summarise."
+    assert question_names(question) == names
+
+
+def test_a_question_starting_with_a_capitalised_common_word_is_answered(seed_engine):
+    answer = seed_engine.ask("Summarise what Volker Turk said")
+    assert answer.not_mentioned == [] and "Summarise" not in answer.text
