@@ -275,7 +275,9 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
             (sum(1 for n in question.names if n not in missing and mentions(folded_words(text), n))
              / len(question.names)) if question.names else 0.0,
             1.0 if question_negated != bool(_NEGATION.search(text)) else 0.0,
-            weighted_coverage(terms, present | previous_terms.get(row - 1, set()), sources.idf),
+            # (the sentence before in its own article: row - 1 may end the article before)
+            weighted_coverage(terms, present | (previous_terms.get(row - 1, set()) if index_in_article else set()),
+                              sources.idf),
         ], dtype=np.float32)
         out.append(Candidate(hit, rank, row, start, end, text, features, missing))
     return out

@@ -127,3 +127,31 @@ def test_a_word_capitalised_only_because_it_starts_the_question_is_not_a_name(qu
 def test_a_question_starting_with_a_capitalised_common_word_is_answered(seed_engine):
     answer = seed_engine.ask("Summarise what Volker Turk said")
     assert answer.not_mentioned == [] and "Summarise" not in answer.text
+
+
+def test_the_sentence_before_in_the_window_is_from_the_same_article():
+    from index.answer_features import candidates
+    from index.passages import Span
+    from index.search import Hit, Retrieval
+    from index.store import DocumentInfo, PassageRecord
+
+    def hit(doc_id: str, text: str, row: int) -> Hit:
+        passage = PassageRecord(row, f"{doc_id}#0", doc_id, 0, 0, len(text), text, (Span(0, len(text)),), row)
+        document = DocumentInfo(doc_id, doc_id, None, None, None, None, "en", "h", 1, row, text,
+                                first_sentence_row=row, sentence_count=1)
+        return Hit(passage, document, 1.0, 0.5)
+
+    class Facts:
+        idf = staticmethod(lambda term: 1.0)
+        known = staticmethod(lambda term: True)
+        unseen_idf = staticmethod(lambda: 1.0)
+        article_terms = article_words = staticmethod(lambda doc_id: frozenset())
+
+    question = parse_question("How many beds does the clinic have?")
+    # Sentence rows 0 and 1 are neighbours in the store, but the last of one article and the first of the next.
+    hits = [hit("a", "The clinic has 12 beds.", 0), hit("b", "It opened in May.", 1)]
+    vectors = np.eye(2, 4, dtype=np.float32)
+    retrieval = Retrieval(question, hits, None, np.ones(4, dtype=np.float32), vectors)
+    found = {c.hit.doc_id: c for c in candidates(question, retrieval, Facts(), passages=2)}
+    window = FEATURES.index("window_lexical")
+    assert found["b"].features[window] == found["b"].features[FEATURES.index("lexical")] == 0.0
