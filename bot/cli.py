@@ -473,7 +473,7 @@ def train_answerer(
     import hashlib
 
     from index.answer_scorer import DEFAULT_SCORER
-    from index.training import collect, default_sets, fit, report_json
+    from index.training import collect, collecting_policy, default_sets, fit, report_json
 
     settings = load_settings()
     work = work_dir or settings.data_dir / "train"
@@ -488,7 +488,8 @@ def train_answerer(
         key = hashlib.sha256(str(training_set.corpus.resolve()).encode()).hexdigest()[:10]
         set_settings = settings.model_copy(update={"index_dir": work / f"{training_set.corpus.stem}-{key}"})
         guarded(lambda: _eval_index(set_settings, training_set.corpus), as_json=as_json)
-        return guarded(lambda: Engine.load(set_settings), as_json=as_json)
+        return guarded(lambda: Engine.load(set_settings, policy=collecting_policy(set_settings)),
+                       as_json=as_json)
 
     rows = collect(sets, open_engine, progress=None if as_json else (lambda line: err.print(line)))
     report = fit(rows, settings.answer_max_sentences, regularisation)

@@ -106,16 +106,19 @@ def check_doc_id(doc_id: object) -> None:
 class Engine:
     """One loaded index version with its models. Read-only, so worker threads can share it."""
 
-    def __init__(self, settings: Settings, stored: StoredIndex, encoders: Encoders) -> None:
+    def __init__(self, settings: Settings, stored: StoredIndex, encoders: Encoders,
+                 policy: AnswerPolicy | None = None) -> None:
         self.settings = settings
         self.stored = stored
         self.encoders = encoders
         self.searcher = Searcher(stored, encoders, settings)
         self.facts = CorpusFacts(self.searcher, stored.article_text)
-        self.policy = answer_policy(settings)
+        self.policy = policy or answer_policy(settings)
 
     @classmethod
-    def load(cls, settings: Settings, encoders: Encoders | None = None) -> Engine:
+    def load(cls, settings: Settings, encoders: Encoders | None = None,
+             policy: AnswerPolicy | None = None) -> Engine:
+        """`policy` (default: from `settings`) lets training open an engine without the scorer it replaces."""
         # One query at a time is served fastest single-threaded on a small machine.
         faiss.omp_set_num_threads(1)
         stored = StoredIndex.open_current(settings.index_dir, policy=VectorIndexPolicy.from_settings(settings))
@@ -128,7 +131,7 @@ class Engine:
         wanted_multilingual = encoders.multilingual.name if encoders.multilingual else None
         if manifest.multilingual_model != wanted_multilingual:
             raise IndexMismatchError("the multilingual model", manifest.multilingual_model, wanted_multilingual)
-        return cls(settings, stored, encoders)
+        return cls(settings, stored, encoders, policy)
 
     def ask(self, question: str, *, k: int | None = None, doc_id: str | None = None,
             context: str | None = None) -> Answer:

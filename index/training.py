@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.answer import named_nowhere
+from index.answer import AnswerPolicy, named_nowhere
 from index.answer_features import FEATURES, candidates
 from index.answer_scorer import AnswerScorer
 from index.evaluation import EvalQuestion, as_off_topic, contains_expected, load_questions
@@ -89,6 +89,15 @@ def question_rows(engine, training_set: TrainingSet, questions: Sequence[EvalQue
         rows.append(QuestionRows(training_set.name, item, np.stack([c.features for c in found]), labels,
                                  [c.text for c in found], unmentioned))
     return rows
+
+
+def collecting_policy(settings) -> AnswerPolicy:
+    """The answer policy training opens its engines with: collecting candidates needs only how many
+    passages answers read, never the scorer being replaced (which may no longer fit the features)."""
+    zeros = np.zeros(len(FEATURES))
+    neutral = AnswerScorer(FEATURES, zeros, np.ones(len(FEATURES)), zeros, 0.0, threshold=0.5, keep_ratio=1.0)
+    return AnswerPolicy(scorer=neutral, max_sentences=settings.answer_max_sentences,
+                        candidate_passages=settings.answer_candidate_passages)
 
 
 def engine_clean(engine, text: str) -> str:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from index.answer_features import FEATURES
+from index.answer_scorer import AnswerScorer
 from tests.conftest import MODEL_CACHE, SEED_ARTICLE
 
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))
@@ -122,3 +124,27 @@ def test_index_status_and_update_show_what_changed(tmp_path):
     update = run(["index", "update"], extra_env=env)
     assert update.returncode == 0 and "1 sentences of 1 documents embedded" in update.stdout
     assert "up to date" in run(["index", "status"], extra_env=env).stdout
+
+
+def test_train_answerer_runs_when_the_current_scorer_no_longer_fits(tmp_path):
+    # Adding a feature makes the shipped scorer unreadable ("Retrain it with `verbatim train-answerer`"):
+    # retraining must not need the scorer it replaces.
+    data = tmp_path / "data"
+    paragraphs = {"squad2-sample": "The bridge over the river was finished in 1932. It carries a road and a railway.",
+                  "arcd": "افتتح الجسر فوق النهر عام 1932. ويحمل طريقا وسكة حديد."}
+    for folder, text in paragraphs.items():
+        (data / folder).mkdir(parents=True)
+        prefix = "train-" if folder == "arcd" else ""
+        (data / folder / f"{prefix}corpus.jsonl").write_text(
+            json.dumps({"id": "p1", "title": "The bridge", "text": text}, ensure_ascii=False) + "\n", encoding="utf-8")
+        (data / folder / f"{prefix}queries.jsonl").write_text(
+            '{"id": "x1", "question": "Who built the bridge?", "answerable": false}\n', encoding="utf-8")
+    (data / "seed-dev").mkdir()
+    shutil.copy(Path(__file__).parents[1] / "data" / "seed-dev-queries.jsonl", data / "seed-dev" / "queries.jsonl")
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps({"format": 1, "features": ["an", "older", "set"]}), encoding="utf-8")
+    output = tmp_path / "scorer.json"
+    result = run(["train-answerer", "--data", str(data), "--output", str(output), "--json"],
+                 extra_env={"DATA_DIR": str(tmp_path / "var"), "INDEX_DIR": "", "ANSWER_SCORER": str(stale)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert AnswerScorer.load(output).features == FEATURES
