@@ -110,7 +110,7 @@ def test_an_on_topic_question_the_article_does_not_answer_is_declined_and_says_w
 
 @pytest.mark.parametrize("question", [
     "How many bodies were recovered from mass graves near the coast?",  # nothing is said of graves
-    "How old is Ahmed al-Sharaa?",  # he is named, his age is not given
+    "How many children were among the victims?",  # victims are counted, children are not
 ])
 def test_an_on_topic_question_about_something_unreported_is_declined(engine, question):
     answer = engine.ask(question)
