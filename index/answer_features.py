@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -102,9 +103,13 @@ class Candidate:
         return self.hit.doc_id, self.start
 
 
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+
+
 def fold(text: str) -> str:
-    """Lower case without accents, dots or possessives, so "U.S." meets "US" and "Türk" meets "Turk"."""
-    text = unicodedata.normalize("NFKD", text)
+    """Lower case without accents, dots or possessives, Arabic-Indic digits as 0-9: so "U.S." meets
+    "US", "Türk" meets "Turk" and "٢٠٢٤" meets "2024"."""
+    text = unicodedata.normalize("NFKD", text).translate(_DIGITS)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.lower().replace("’", "'").replace("'s", "").replace(".", "").replace(",", "")
     return text
@@ -157,8 +162,8 @@ def kind_offered(question: ParsedQuestion, sentence: str) -> float:
 
 class CorpusFacts:
     """The `Sources` of one loaded index: word statistics from its searcher, and per-article word sets
-    and folded texts, computed once and kept for recent articles (bounded; shared by worker threads,
-    where a race only computes a value twice)."""
+    and folded words, computed once and kept for the articles used most recently (bounded; shared by
+    worker threads, where a race only computes a value twice)."""
 
     def __init__(self, vocabulary, article_text, size: int = 512) -> None:
         self.idf = vocabulary.idf
@@ -168,6 +173,7 @@ class CorpusFacts:
         self._size = size
         self._terms: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._words: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def article_terms(self, doc_id: str) -> frozenset[str]:
         return self._cached(self._terms, doc_id, lambda text: frozenset(analyse(text)))
@@ -176,9 +182,13 @@ class CorpusFacts:
         return self._cached(self._words, doc_id, folded_words)
 
     def _cached(self, cache: OrderedDict, doc_id: str, make):
-        value = cache.get(doc_id)
-        if value is None:
-            value = make(self._article_text(doc_id))
+        with self._lock:
+            value = cache.get(doc_id)
+            if value is not None:
+                cache.move_to_end(doc_id)  # least recently used goes first
+                return value
+        value = make(self._article_text(doc_id))  # outside the lock: other threads need not wait
+        with self._lock:
             cache[doc_id] = value
             while len(cache) > self._size:
                 cache.popitem(last=False)

@@ -137,7 +137,11 @@ class Engine:
             context: str | None = None) -> Answer:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        context = clean_question(context, self.settings.max_question_chars) if context else None
+        # A blank earlier question is no context (a reply to a message with no text, say).
+        if context is not None and not (isinstance(context, str) and not context.strip()):
+            context = clean_question(context, self.settings.max_question_chars)
+        else:
+            context = None
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)

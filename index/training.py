@@ -139,9 +139,11 @@ def simulate(scorer: AnswerScorer, rows: Sequence[QuestionRows], max_sentences: 
         chosen: list[int] = []
         if answered:
             floor = max(scorer.threshold, scorer.keep_ratio * best)
-            for i in order[:max_sentences]:
-                if probabilities[i] < floor:
+            for i in order:  # as index/answer.py chooses: a repeated sentence is skipped, not counted
+                if len(chosen) >= max_sentences or probabilities[i] < floor:
                     break
+                if row.texts[i].strip().lower() in {row.texts[j].strip().lower() for j in chosen}:
+                    continue
                 chosen.append(int(i))
         right = answered and contains_expected(" ".join(row.texts[i] for i in chosen), row.question.expected)
         if row.question.answerable:

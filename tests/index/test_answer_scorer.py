@@ -155,3 +155,51 @@ def test_the_sentence_before_in_the_window_is_from_the_same_article():
     found = {c.hit.doc_id: c for c in candidates(question, retrieval, Facts(), passages=2)}
     window = FEATURES.index("window_lexical")
     assert found["b"].features[window] == found["b"].features[FEATURES.index("lexical")] == 0.0
+
+
+def test_arabic_indic_digits_meet_their_ascii_form():
+    words = folded_words("The toll rose in 2024 to 973.")
+    assert mentions(words, "٢٠٢٤") and mentions(words, "۹۷۳") and not mentions(words, "٢٠٢٣")
+
+
+def test_article_facts_keep_the_articles_used_most_recently():
+    from index.answer_features import CorpusFacts
+
+    read: list[str] = []
+
+    class Vocabulary:
+        idf = staticmethod(lambda term: 1.0)
+        known = staticmethod(lambda term: True)
+
+    def article_text(doc_id: str) -> str:
+        read.append(doc_id)
+        return f"Text of {doc_id}."
+
+    facts = CorpusFacts(Vocabulary(), article_text, size=2)
+    for doc_id in ["a", "b", "a", "c", "a"]:
+        facts.article_words(doc_id)
+    # "a" was used again before "c" arrived, so "b" left, not "a".
+    assert read == ["a", "b", "c"]
+    facts.article_words("b")
+    assert read == ["a", "b", "c", "b"]
+
+
+def test_training_counts_a_repeated_sentence_once_as_answering_does():
+    from index.evaluation import EvalQuestion
+    from index.training import QuestionRows, simulate
+
+    features = np.zeros((3, len(FEATURES)))
+    features[:, FEATURES.index("semantic")] = [0.9, 0.8, 0.7]
+    coefficients = np.zeros(len(FEATURES))
+    coefficients[FEATURES.index("semantic")] = 10.0
+    scorer = AnswerScorer(FEATURES, np.zeros(len(FEATURES)), np.ones(len(FEATURES)), coefficients, -5.0,
+                          threshold=0.5, keep_ratio=0.0)
+    row = QuestionRows("set", EvalQuestion("q", "What?", answerable=True, expected=("Second",)),
+                       features, np.asarray([0, 0, 1]), ["First one.", "First one.", "Second one."], False)
+    # Two sentences at most: the repeat is skipped, so the second distinct sentence is quoted.
+    assert simulate(scorer, [row], max_sentences=2)["set"].right == 1
+
+
+def test_a_blank_earlier_question_is_no_context(seed_engine):
+    answer = seed_engine.ask("How many civilians were killed?", context="   \n")
+    assert answer.answered and "973" in answer.text
