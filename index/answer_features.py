@@ -168,12 +168,15 @@ class CorpusFacts:
     def __init__(self, vocabulary, article_text, size: int = 512) -> None:
         self.idf = vocabulary.idf
         self.known = vocabulary.known
-        self.unseen_idf = lambda: vocabulary.idf("\0never a term\0")
+        self._vocabulary = vocabulary
         self._article_text = article_text
         self._size = size
         self._terms: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._words: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def unseen_idf(self) -> float:
+        return float(self._vocabulary.unseen_idf)
 
     def article_terms(self, doc_id: str) -> frozenset[str]:
         return self._cached(self._terms, doc_id, lambda text: frozenset(analyse(text)))
@@ -224,7 +227,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
         semantic = 0.7 * (matrix @ retrieval.own_vector) + 0.3 * semantic
     texts = [hit.passage.text[start - hit.passage.start:end - hit.passage.start] for _, hit, _, start, end in spans]
     sentence_terms = [set(analyse(text)) for text in texts]
-    previous_terms = {row: present for (_, _, row, _, _), present in zip(spans, sentence_terms, strict=True)}
+    terms_of_row = {row: present for (_, _, row, _, _), present in zip(spans, sentence_terms, strict=True)}
     lexical = [weighted_coverage(terms, present, sources.idf) for present in sentence_terms]
     best_semantic, best_lexical = float(np.max(semantic)), max(lexical)
     semantic_rank = _ranks(list(semantic))
@@ -242,14 +245,16 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
             crosslingual[hit.passage_id] = question.language != source_language(hit)
         cross = crosslingual[hit.passage_id]
         if hit.passage_id not in by_passage:
-            by_passage[hit.passage_id] = weighted_coverage(
-                terms, set(analyse(f"{hit.title}\n{hit.passage.text}")), sources.idf)
+            # A passage is its sentences: its words are theirs, with the title's.
+            in_passage = set(analyse(hit.title)).union(*(terms_of_row[r] for r in hit.passage.sentence_rows))
+            by_passage[hit.passage_id] = weighted_coverage(terms, in_passage, sources.idf)
         if hit.doc_id not in by_article:
             words = sources.article_words(hit.doc_id)
+            article_terms = sources.article_terms(hit.doc_id)
             missing = tuple(n for n in question.names if not mentions(words, n))
-            coverage = weighted_coverage(terms, sources.article_terms(hit.doc_id), sources.idf)
+            coverage = weighted_coverage(terms, article_terms, sources.idf)
             share = len(missing) / len(question.names) if question.names else 0.0
-            rarest = _rarest_missing(own_terms, sources.article_terms(hit.doc_id), sources.idf) / top_idf
+            rarest = _rarest_missing(own_terms, article_terms, sources.idf) / top_idf
             by_article[hit.doc_id] = (coverage, missing, share, rarest)
         coverage, missing, missing_share, rarest_in_article = by_article[hit.doc_id]
         info = hit.document
@@ -282,15 +287,22 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
             len(present - set(terms)) / len(present) if present else 0.0,
             1.0 / (1 + semantic_rank[number]),
             1.0 / (1 + lexical_rank[number]),
-            (sum(1 for n in question.names if n not in missing and mentions(folded_words(text), n))
-             / len(question.names)) if question.names else 0.0,
+            _share_named(question.names, missing, text),
             1.0 if question_negated != bool(_NEGATION.search(text)) else 0.0,
             # (the sentence before in its own article: row - 1 may end the article before)
-            weighted_coverage(terms, present | (previous_terms.get(row - 1, set()) if index_in_article else set()),
+            weighted_coverage(terms, present | (terms_of_row.get(row - 1, set()) if index_in_article else set()),
                               sources.idf),
         ], dtype=np.float32)
         out.append(Candidate(hit, rank, row, start, end, text, features, missing))
     return out
+
+
+def _share_named(names: tuple[str, ...], missing: tuple[str, ...], sentence: str) -> float:
+    """Share of the question's names that the sentence itself mentions."""
+    if not names:
+        return 0.0
+    words = folded_words(sentence)
+    return sum(1 for n in names if n not in missing and mentions(words, n)) / len(names)
 
 
 def _ranks(values: list[float]) -> list[int]:

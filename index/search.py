@@ -111,6 +111,15 @@ def near_duplicate(a: frozenset[str], b: frozenset[str], threshold: float) -> bo
     return shared / len(a | b) >= threshold or shared == min(len(a), len(b)) and min(len(a), len(b)) >= 8
 
 
+@dataclass(frozen=True)
+class EmbeddingSpace:
+    """One embedding model with what the index stores in its space."""
+
+    encoder: Encoder
+    index: VectorIndex  # passages
+    sentence_vectors: np.ndarray | None  # memory-mapped, row i is sentence row i
+
+
 class Searcher:
     def __init__(self, stored: StoredIndex, encoders: Encoders, settings: Settings) -> None:
         if stored.dense is None or stored.bm25 is None:
@@ -119,7 +128,11 @@ class Searcher:
         self.stored = stored
         self.encoders = encoders
         self.settings = settings
-        self._dense: VectorIndex = stored.dense
+        self._dense_space = EmbeddingSpace(encoders.dense, stored.dense, stored.dense_sentences)
+        self._multilingual_space = (
+            EmbeddingSpace(encoders.multilingual, stored.multilingual, stored.multilingual_sentences)
+            if encoders.multilingual is not None and stored.multilingual is not None else None
+        )
         self._bm25: bm25s.BM25 = stored.bm25
         self._bm25_idf = _bm25_idf(self._bm25, stored.passage_count)
         self._doc_of_row: list[str] | None = None
@@ -127,13 +140,14 @@ class Searcher:
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of an analysed term over passages (unseen terms score highest)."""
-        return self._bm25_idf.get(term, self._unseen_idf)
+        return self._bm25_idf.get(term, self.unseen_idf)
 
     def known(self, term: str) -> bool:
         return term in self._bm25_idf
 
     @property
-    def _unseen_idf(self) -> float:
+    def unseen_idf(self) -> float:
+        """The idf of a term no passage uses: the highest there is."""
         n = max(self.stored.passage_count, 1)
         return float(np.log(1 + (n + 0.5) / 0.5))
 
@@ -150,32 +164,22 @@ class Searcher:
         pool = max(settings.candidate_pool, k)
         rankings: list[Ranking] = []
         weights: list[float] = []
-        semantic_encoder: Encoder | None = None
-        query_vector: np.ndarray | None = None
-        semantic_index: VectorIndex | None = None
-        sentence_vectors: np.ndarray | None = None
-        mode = settings.retrieval
-        multilingual_index = self.stored.multilingual
-        multilingual = self.encoders.multilingual if multilingual_index is not None else None
+        multilingual = self._multilingual_space
+        # The main model reads English; for other languages the multilingual model stands in. Answers
+        # weigh sentences in the same space, whatever found the passages.
+        space = self._dense_space if english or multilingual is None else multilingual
+        query_vector = space.encoder.encode_queries([query])[0]
 
-        if mode in {"hybrid", "dense"}:
-            # The main model reads English; for other languages the multilingual model stands in, and
-            # it may also join in for English questions as a third list.
-            if english or multilingual is None:
-                query_vector = self.encoders.dense.encode_queries([query])[0]
-                semantic_encoder, semantic_index = self.encoders.dense, self._dense
-                sentence_vectors = self.stored.dense_sentences
-                rankings.append(_faiss_search(self._dense, query_vector, pool, rows))
+        if settings.retrieval in {"hybrid", "dense"}:
+            if space is self._dense_space:
+                rankings.append(_faiss_search(space.index, query_vector, pool, rows))
                 weights.append(settings.dense_weight)
-            if (multilingual is not None and multilingual_index is not None
-                    and (not english or settings.multilingual_for_english)):
-                vector = multilingual.encode_queries([query])[0]
-                if semantic_encoder is None:
-                    semantic_encoder, semantic_index, query_vector = multilingual, multilingual_index, vector
-                    sentence_vectors = self.stored.multilingual_sentences
-                rankings.append(_faiss_search(multilingual_index, vector, pool, rows))
+            # The multilingual model may also join in for English questions as a further list.
+            if multilingual is not None and (not english or settings.multilingual_for_english):
+                vector = query_vector if space is multilingual else multilingual.encoder.encode_queries([query])[0]
+                rankings.append(_faiss_search(multilingual.index, vector, pool, rows))
                 weights.append(settings.multilingual_weight)
-        if mode in {"hybrid", "bm25"}:
+        if settings.retrieval in {"hybrid", "bm25"}:
             rankings.append(self._bm25_search(question.retrieval_terms, pool, rows))
             weights.append(settings.bm25_weight)
 
@@ -187,18 +191,12 @@ class Searcher:
             fused = reciprocal_rank_fusion(rankings, settings.rrf_k, weights)
         if settings.doc_aggregation == "sum":
             fused = aggregate_documents(fused, self._doc_rows_map(), "sum")
-        if semantic_encoder is None:
-            # BM25 alone found the passages; answers still weigh sentences by meaning.
-            semantic_encoder = self.encoders.dense if english or multilingual is None else multilingual
-            query_vector = semantic_encoder.encode_queries([query])[0]
-            semantic_index = self._dense if semantic_encoder is self.encoders.dense else multilingual_index
-            sentence_vectors = (self.stored.dense_sentences if semantic_encoder is self.encoders.dense
-                                else self.stored.multilingual_sentences)
-        hits = self._hits(fused, k, query, semantic_index, query_vector)
+        hits = self._hits(fused, k, query, space.index, query_vector)
         own_vector = context_vector = None
         if question.context:
-            own_vector, context_vector = semantic_encoder.encode_queries([question.text, question.context])
-        return Retrieval(question, hits, semantic_encoder, query_vector, sentence_vectors, own_vector, context_vector)
+            own_vector, context_vector = space.encoder.encode_queries([question.text, question.context])
+        return Retrieval(question, hits, space.encoder, query_vector, space.sentence_vectors, own_vector,
+                         context_vector)
 
     def _doc_rows_map(self) -> list[str]:
         if self._doc_of_row is None:
