@@ -8,6 +8,7 @@ and offers the closest quotes, marked as such.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -108,16 +109,11 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
     unmentioned = named_nowhere(question, [s.candidate for s in scored])
     if unmentioned:
         return _decline(question, scored, note, confidence, unmentioned)
-    if not scored or confidence < policy.scorer.threshold:
+    picked = choose_sentences([(s.candidate.text, s.probability) for s in scored], policy.scorer,
+                              policy.max_sentences)
+    if not picked:
         return _decline(question, scored, note, confidence, ())
-    floor = max(policy.scorer.threshold, policy.scorer.keep_ratio * confidence)
-    chosen: list[Candidate] = []
-    for entry in scored:
-        if len(chosen) >= policy.max_sentences or entry.probability < floor:
-            break
-        if entry.candidate.text.strip().lower() in {c.text.strip().lower() for c in chosen}:
-            continue
-        chosen.append(entry.candidate)
+    chosen = [scored[i].candidate for i in picked]
     # Read in the order the sources tell it: by the source's rank, then by position in the article.
     first_rank: dict[str, int] = {}
     for sentence in chosen:
@@ -126,6 +122,25 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
     citations = [_citation(n, s) for n, s in enumerate(chosen, start=1)]
     text = " ".join(f"{s.text} [{c.n}]" for s, c in zip(chosen, citations, strict=True))
     return Answer(question.text, True, text, citations, question.language, note=note, confidence=round(confidence, 4))
+
+
+def choose_sentences(ranked: Sequence[tuple[str, float]], scorer: AnswerScorer, max_sentences: int) -> list[int]:
+    """Which of the ranked (text, probability) candidates an answer quotes: none when the first is below
+    the scorer's threshold; else it and those after it within `keep_ratio` of its probability, each text
+    once. Training (index/training.py) judges thresholds with this same rule."""
+    if not ranked or ranked[0][1] < scorer.threshold:
+        return []
+    floor = max(scorer.threshold, scorer.keep_ratio * ranked[0][1])
+    chosen: list[int] = []
+    quoted: set[str] = set()
+    for i, (text, probability) in enumerate(ranked):
+        if len(chosen) >= max_sentences or probability < floor:
+            break
+        if text.strip().lower() in quoted:
+            continue
+        quoted.add(text.strip().lower())
+        chosen.append(i)
+    return chosen
 
 
 def named_nowhere(question: ParsedQuestion, found: list[Candidate]) -> tuple[str, ...]:

@@ -19,8 +19,8 @@ from index.answer_features import CorpusFacts
 from index.answer_scorer import AnswerScorer
 from index.build import BuildReport, Encoders, ProgressCallback, build_index
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
-from index.question import parse_question
-from index.search import Hit, Searcher
+from index.question import ParsedQuestion, parse_question
+from index.search import Hit, Retrieval, Searcher
 from index.settings import Settings
 from index.store import DocumentInfo, StoredIndex
 from index.vectors import VectorIndexPolicy
@@ -136,6 +136,21 @@ class Engine:
     def ask(self, question: str, *, k: int | None = None, doc_id: str | None = None,
             context: str | None = None) -> Answer:
         started = time.perf_counter()
+        parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context)
+        retrieved = time.perf_counter()
+        answer = compose_answer(parsed, retrieval, self.facts, self.policy)
+        done = time.perf_counter()
+        timings = {
+            "retrieve": round((retrieved - started) * 1000, 2),
+            "answer": round((done - retrieved) * 1000, 2),
+            "total": round((done - started) * 1000, 2),
+        }
+        return replace(answer, timings_ms=timings)
+
+    def retrieve_for_answer(self, question: str, *, k: int | None = None, doc_id: str | None = None,
+                            context: str | None = None) -> tuple[ParsedQuestion, Retrieval]:
+        """The checked, parsed question and the passages an answer to it weighs (what `ask` and
+        training both start from)."""
         question = clean_question(question, self.settings.max_question_chars)
         # A blank earlier question is no context (a reply to a message with no text, say).
         if context is not None and not (isinstance(context, str) and not context.strip()):
@@ -148,16 +163,7 @@ class Engine:
         parsed = parse_question(question, context)
         # Answers weigh every sentence of the best few passages, however few the caller asked for.
         k = max(k or self.settings.top_k, self.policy.candidate_passages)
-        retrieval = self.searcher.retrieve(parsed, k=k, doc_id=doc_id)
-        retrieved = time.perf_counter()
-        answer = compose_answer(parsed, retrieval, self.facts, self.policy)
-        done = time.perf_counter()
-        timings = {
-            "retrieve": round((retrieved - started) * 1000, 2),
-            "answer": round((done - retrieved) * 1000, 2),
-            "total": round((done - started) * 1000, 2),
-        }
-        return replace(answer, timings_ms=timings)
+        return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id)
 
     def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from index.answer import AnswerPolicy, named_nowhere
+from index.answer import AnswerPolicy, choose_sentences, named_nowhere
 from index.answer_features import FEATURES, candidates
 from index.answer_scorer import AnswerScorer
 from index.evaluation import EvalQuestion, as_off_topic, contains_expected, load_questions
-from index.question import parse_question
 
 DEV_SHARE = 0.3  # of each set's questions, by a hash of their id
 THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.05, 0.951, 0.025))
@@ -79,8 +78,7 @@ def question_rows(engine, training_set: TrainingSet, questions: Sequence[EvalQue
     rows: list[QuestionRows] = []
     policy = engine.policy
     for item in questions:
-        parsed = parse_question(engine_clean(engine, item.question))
-        retrieval = engine.searcher.retrieve(parsed, k=max(engine.settings.top_k, policy.candidate_passages))
+        parsed, retrieval = engine.retrieve_for_answer(item.question)
         found = candidates(parsed, retrieval, engine.facts, policy.candidate_passages)
         if not found:
             continue
@@ -98,12 +96,6 @@ def collecting_policy(settings) -> AnswerPolicy:
     neutral = AnswerScorer(FEATURES, zeros, np.ones(len(FEATURES)), zeros, 0.0, threshold=0.5, keep_ratio=1.0)
     return AnswerPolicy(scorer=neutral, max_sentences=settings.answer_max_sentences,
                         candidate_passages=settings.answer_candidate_passages)
-
-
-def engine_clean(engine, text: str) -> str:
-    from index.engine import clean_question
-
-    return clean_question(text, engine.settings.max_question_chars)
 
 
 @dataclass
@@ -134,18 +126,10 @@ def simulate(scorer: AnswerScorer, rows: Sequence[QuestionRows], max_sentences: 
         outcome = outcomes.setdefault(row.set_name, Outcome())
         probabilities = scorer.probabilities(row.features)
         order = np.argsort(-probabilities, kind="stable")
-        best = float(probabilities[order[0]])
-        answered = not row.unmentioned and best >= scorer.threshold
-        chosen: list[int] = []
-        if answered:
-            floor = max(scorer.threshold, scorer.keep_ratio * best)
-            for i in order:  # as index/answer.py chooses: a repeated sentence is skipped, not counted
-                if len(chosen) >= max_sentences or probabilities[i] < floor:
-                    break
-                if row.texts[i].strip().lower() in {row.texts[j].strip().lower() for j in chosen}:
-                    continue
-                chosen.append(int(i))
-        right = answered and contains_expected(" ".join(row.texts[i] for i in chosen), row.question.expected)
+        chosen = [] if row.unmentioned else choose_sentences(
+            [(row.texts[i], float(probabilities[i])) for i in order], scorer, max_sentences)
+        answered = bool(chosen)
+        right = answered and contains_expected(" ".join(row.texts[order[i]] for i in chosen), row.question.expected)
         if row.question.answerable:
             outcome.answerable += 1
             outcome.right += int(right)
