@@ -18,7 +18,6 @@ from index.lexical import analyse
 from index.passages import Passage, split_article_sentences
 from index.settings import Settings
 from index.store import (
-    INDEX_FORMAT,
     IndexContent,
     Manifest,
     SentenceRecord,
@@ -279,7 +278,6 @@ def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, m
         and m.multilingual_model == (encoders.multilingual.name if encoders.multilingual else None)
         and m.passage_max_tokens == max_tokens
         and m.passage_overlap_sentences == settings.passage_overlap_sentences
-        and m.format == INDEX_FORMAT
         and previous.stored_vectors("dense.sentences") is not None
         and (encoders.multilingual is None or previous.stored_vectors("multilingual.sentences") is not None)
     )

@@ -51,15 +51,10 @@ class Retrieval:
 
     question: ParsedQuestion
     hits: list[Hit]
-    semantic_encoder: Encoder | None  # the encoder whose space `query_vector` lives in
     query_vector: np.ndarray | None  # of the retrieval text (a follow-up with its earlier question)
     sentence_vectors: np.ndarray | None = None  # the stored sentence vectors of that same space
     own_vector: np.ndarray | None = None  # a follow-up's own words alone, in that space
     context_vector: np.ndarray | None = None  # the earlier question alone, in that space
-
-    @property
-    def language(self) -> str:
-        return self.question.language
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int, weights: Sequence[float] | None = None) -> Ranking:
@@ -195,8 +190,7 @@ class Searcher:
         own_vector = context_vector = None
         if question.context:
             own_vector, context_vector = space.encoder.encode_queries([question.text, question.context])
-        return Retrieval(question, hits, space.encoder, query_vector, space.sentence_vectors, own_vector,
-                         context_vector)
+        return Retrieval(question, hits, query_vector, space.sentence_vectors, own_vector, context_vector)
 
     def _doc_rows_map(self) -> list[str]:
         if self._doc_of_row is None:

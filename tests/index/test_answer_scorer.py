@@ -151,7 +151,7 @@ def test_the_sentence_before_in_the_window_is_from_the_same_article():
     # Sentence rows 0 and 1 are neighbours in the store, but the last of one article and the first of the next.
     hits = [hit("a", "The clinic has 12 beds.", 0), hit("b", "It opened in May.", 1)]
     vectors = np.eye(2, 4, dtype=np.float32)
-    retrieval = Retrieval(question, hits, None, np.ones(4, dtype=np.float32), vectors)
+    retrieval = Retrieval(question, hits, np.ones(4, dtype=np.float32), vectors)
     found = {c.hit.doc_id: c for c in candidates(question, retrieval, Facts(), passages=2)}
     window = FEATURES.index("window_lexical")
     assert found["b"].features[window] == found["b"].features[FEATURES.index("lexical")] == 0.0
