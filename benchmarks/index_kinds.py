@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from benchmarks.scale import label, parse_size
-    from index.vectors import VectorIndexPolicy, build_vector_index, save_vector_index
+    from index.store.vectors import VectorIndexPolicy, build_vector_index, save_vector_index
 
     print(f"Machine: {machine()}")
     size = parse_size(args.size)

@@ -76,7 +76,7 @@ def settings_for(index_dir: Path):
 
 def prepare(size: int, kinds: list[str]) -> tuple[Path, dict[str, float]]:
     """The index folder for `size` passages, with dense.<kind>.faiss for each kind (and build seconds)."""
-    from index.vectors import VectorIndexPolicy, build_vector_index, save_vector_index
+    from index.store.vectors import VectorIndexPolicy, build_vector_index, save_vector_index
 
     index_dir = WORK / f"scale-{label(size)}" / "index"
     done = index_dir.parent / "built.json"
@@ -112,13 +112,13 @@ def _write_synthetic(size: int, index_dir: Path) -> Path:
     import numpy as np
 
     from benchmarks.common import sentence_bank, synthetic_passages
-    from index import store
-    from index.build import Encoders
-    from index.corpus import Article
-    from index.lexical import analyse
-    from index.passages import Passage, Span
-    from index.store import IndexContent, Manifest, SentenceRecord, fingerprint, write_version
-    from index.vectors import VectorIndexPolicy, build_vector_index
+    from index.sources.corpus import Article
+    from index.sources.passages import Passage, Span
+    from index.store import files as store
+    from index.store.build import Encoders
+    from index.store.files import IndexContent, Manifest, SentenceRecord, fingerprint, write_version
+    from index.store.lexical import analyse
+    from index.store.vectors import VectorIndexPolicy, build_vector_index
 
     settings = settings_for(index_dir)
     encoders = Encoders.load(settings)
@@ -241,7 +241,7 @@ def recall(index_dir: Path, kinds: list[str]) -> dict[str, float]:
     import numpy as np
 
     from benchmarks.common import WORK as work
-    from index.vectors import load_vector_index
+    from index.store.vectors import load_vector_index
 
     banks = sorted(work.glob("sentences-*.npz"))
     queries = np.ascontiguousarray(np.load(banks[0])["queries"], dtype=np.float32)
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         probe(args.probe, args.started, args.queries)
         return
 
-    from index.vectors import VectorIndexPolicy
+    from index.store.vectors import VectorIndexPolicy
 
     print(f"Machine: {machine()}")
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]

@@ -17,13 +17,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from index.answer import Answer
-from index.build import BuildReport, Progress as BuildProgress, build_index
-from index.corpus import load_corpus
+from index.answers.compose import Answer
 from index.engine import Engine
 from index.errors import IndexMissingError, VerbatimError
 from index.settings import Settings
-from index.store import StoredIndex
+from index.sources.corpus import load_corpus
+from index.store.build import BuildReport, Progress as BuildProgress, build_index
+from index.store.files import StoredIndex
 
 SAMPLE_QUESTION = "How many civilians were killed?"
 
@@ -193,7 +193,7 @@ def add(
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the article at URL, save it into the corpus as Markdown, and index it."""
-    from index.ingest import add_url  # the web client (httpx) costs every other command ~0.1 s to import
+    from index.sources.ingest import add_url  # the web client (httpx) costs every other command ~0.1 s to import
 
     url = text_argument(url)
     settings = load_settings()
@@ -436,7 +436,7 @@ def eval_(
     if split not in {"all", "dev", "train"}:
         fail("--split is all, dev or train.", as_json=as_json, code=2)
     if split != "all":
-        from index.training import is_dev
+        from index.answers.training import is_dev
 
         questions = [q for q in questions if is_dev(q.id) == (split == "dev")]
     with tempfile.TemporaryDirectory(prefix="verbatim-eval-") as scratch:
@@ -472,8 +472,8 @@ def train_answerer(
     """Fit the answer scorer on the training split and choose its threshold on the development split."""
     import hashlib
 
-    from index.answer_scorer import DEFAULT_SCORER
-    from index.training import collect, collecting_policy, default_sets, fit, report_json
+    from index.answers.scorer import DEFAULT_SCORER
+    from index.answers.training import collect, collecting_policy, default_sets, fit, report_json
 
     settings = load_settings()
     work = work_dir or settings.data_dir / "train"
@@ -508,8 +508,8 @@ def train_answerer(
 
 def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
     """Reuse the index in INDEX_DIR when it was built from this corpus with these models; else build it."""
-    from index.corpus import load_corpus
-    from index.store import INDEX_FORMAT, StoredIndex, fingerprint
+    from index.sources.corpus import load_corpus
+    from index.store.files import INDEX_FORMAT, StoredIndex, fingerprint
 
     try:
         stored = StoredIndex.open_current(settings.index_dir, searchable=False)

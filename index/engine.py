@@ -14,20 +14,20 @@ from typing import TYPE_CHECKING, TypeVar
 import faiss
 
 from index import __version__
-from index.answer import Answer, AnswerPolicy, compose_answer
-from index.answer_features import CorpusFacts
-from index.answer_scorer import AnswerScorer
-from index.build import BuildReport, Encoders, ProgressCallback, build_index
+from index.answers.compose import Answer, AnswerPolicy, compose_answer
+from index.answers.features import CorpusFacts
+from index.answers.scorer import AnswerScorer
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
-from index.question import ParsedQuestion, parse_question
-from index.search import Hit, Retrieval, Searcher
+from index.retrieval.question import ParsedQuestion, parse_question
+from index.retrieval.search import Hit, Retrieval, Searcher
 from index.settings import Settings
-from index.store import DocumentInfo, StoredIndex
-from index.vectors import VectorIndexPolicy
+from index.store.build import BuildReport, Encoders, ProgressCallback, build_index
+from index.store.files import DocumentInfo, StoredIndex
+from index.store.vectors import VectorIndexPolicy
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
-    from index.ingest import IngestReport
-from index.text import only_text
+    from index.sources.ingest import IngestReport
+from index.sources.text import only_text
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ class LiveEngine:
 
     def ingest(self, url: str, progress: ProgressCallback | None = None) -> IngestReport:
         """Add the article at `url` to the corpus and the index, then switch to the new index."""
-        from index.ingest import add_url
+        from index.sources.ingest import add_url
 
         return self._while_locked(
             lambda encoders: add_url(self.settings, url, encoders=encoders, progress=progress),

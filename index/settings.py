@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     rrf_k: int = Field(30, ge=1, le=1000)
     answer_max_sentences: int = Field(3, ge=1, le=5)
     answer_candidate_passages: int = Field(5, ge=1, le=50)
-    answer_scorer: Path | None = None  # default: the scorer shipped with Verbatim (index/answer_scorer.json)
+    answer_scorer: Path | None = None  # default: the scorer shipped with Verbatim (index/answers/scorer.json)
     answer_threshold: float | None = Field(None, ge=0.0, le=1.0)  # default: the scorer's own
     reranker_model: str | None = None
     max_question_chars: int = Field(1000, ge=10, le=100_000)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from index.build import Encoders, build_index
 from index.engine import Engine
 from index.settings import Settings
+from index.store.build import Encoders, build_index
 
 DATA = Path(__file__).parent / "data"
 SEED_ARTICLE = DATA / "syria-vows-accountability.md"

@@ -16,9 +16,9 @@ import pytest_asyncio
 from simcord import Env
 
 from bot.discord.client import create_bot
-from index.build import build_index
 from index.engine import Engine, LiveEngine
 from index.settings import Settings
+from index.store.build import build_index
 
 SEED_ARTICLE = Path(__file__).resolve().parents[2] / "corpus" / "syria-vows-accountability.md"
 SEED_URL = "https://www.timesofisrael.com/syria-vows-accountability-after-over-1000-reportedly-slain-in-mass-killings/"

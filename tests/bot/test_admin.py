@@ -12,10 +12,10 @@ from simcord import SetupError
 
 from bot.discord.client import create_bot
 from bot.discord.errors import unwrap
-from index.build import build_index
 from index.engine import Engine, LiveEngine
 from index.errors import ReindexInProgressError
-from index.fetch import FetchError
+from index.sources.fetch import FetchError
+from index.store.build import build_index
 from tests.bot.conftest import SETTLE_TIMEOUT, bot_settings, wait_until, write_article
 
 

@@ -7,7 +7,7 @@ import pytest
 from bot.discord import formatting
 from bot.discord.catalog import SourceCatalog
 from bot.discord.cogs.ask import strip_mentions
-from index.answer import Answer, Citation
+from index.answers.compose import Answer, Citation
 from tests.bot.conftest import assert_fits
 
 

@@ -14,8 +14,8 @@ import pytest
 from bot.discord import formatting
 from bot.discord.client import create_bot
 from bot.discord.errors import UnknownSourceError, unwrap
-from index.build import build_index
 from index.engine import Engine, LiveEngine
+from index.store.build import build_index
 from tests.bot.conftest import bot_settings, write_article
 
 USER = "<@123456789012345678>"
@@ -148,7 +148,7 @@ def test_escaping_keeps_every_character_and_survives_splitting():
 
 
 def test_a_question_with_markup_is_recovered_exactly_for_follow_ups():
-    from index.answer import Answer
+    from index.answers.compose import Answer
 
     question = "Why did **they** say [that](https://x.example) to <@1> \\ # now?"
     first = formatting.answer_messages(Answer(question, False, "No.", [], "en"), scope="x")[0]

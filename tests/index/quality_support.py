@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from index.build import Encoders, build_index
 from index.engine import Engine
 from index.settings import Settings
+from index.store.build import Encoders, build_index
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SEED_ARTICLE = DATA / "syria-vows-accountability.md"

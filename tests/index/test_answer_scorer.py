@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from index.answer_features import FEATURES, fold, folded_words, mentions
-from index.answer_scorer import DEFAULT_SCORER, SCORER_FORMAT, AnswerScorer, ScorerError
-from index.question import parse_question, question_names
-from index.training import DEV_SHARE, is_dev
+from index.answers.features import FEATURES, fold, folded_words, mentions
+from index.answers.scorer import DEFAULT_SCORER, SCORER_FORMAT, AnswerScorer, ScorerError
+from index.answers.training import DEV_SHARE, is_dev
+from index.retrieval.question import parse_question, question_names
 
 
 def test_the_shipped_scorer_loads_with_its_version_features_and_dev_figures():
@@ -85,7 +85,7 @@ def test_a_question_is_understood_once():
 
 
 def test_training_fits_on_the_train_split_and_reports_the_dev_split(seed_engine, tmp_path):
-    from index.training import TrainingSet, collect, fit
+    from index.answers.training import TrainingSet, collect, fit
     from tests.index.quality_support import DATA, SEED_ARTICLE
 
     sets = [TrainingSet("seed", SEED_ARTICLE, (DATA / "seed-train-queries.jsonl", DATA / "seed-dev-queries.jsonl"))]
@@ -130,10 +130,10 @@ def test_a_question_starting_with_a_capitalised_common_word_is_answered(seed_eng
 
 
 def test_the_sentence_before_in_the_window_is_from_the_same_article():
-    from index.answer_features import candidates
-    from index.passages import Span
-    from index.search import Hit, Retrieval
-    from index.store import DocumentInfo, PassageRecord
+    from index.answers.features import candidates
+    from index.retrieval.search import Hit, Retrieval
+    from index.sources.passages import Span
+    from index.store.files import DocumentInfo, PassageRecord
 
     def hit(doc_id: str, text: str, row: int) -> Hit:
         passage = PassageRecord(row, f"{doc_id}#0", doc_id, 0, 0, len(text), text, (Span(0, len(text)),), row)
@@ -163,7 +163,7 @@ def test_arabic_indic_digits_meet_their_ascii_form():
 
 
 def test_article_facts_keep_the_articles_used_most_recently():
-    from index.answer_features import CorpusFacts
+    from index.answers.features import CorpusFacts
 
     read: list[str] = []
 
@@ -185,8 +185,8 @@ def test_article_facts_keep_the_articles_used_most_recently():
 
 
 def test_training_counts_a_repeated_sentence_once_as_answering_does():
+    from index.answers.training import QuestionRows, simulate
     from index.evaluation import EvalQuestion
-    from index.training import QuestionRows, simulate
 
     features = np.zeros((3, len(FEATURES)))
     features[:, FEATURES.index("semantic")] = [0.9, 0.8, 0.7]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from index.answer_features import kind_offered
+from index.answers.features import kind_offered
 from index.evaluation import contains_expected, evaluate, load_questions, summarise
-from index.question import parse_question
+from index.retrieval.question import parse_question
 from tests.index.quality_support import DATA, SEED_HELDOUT, build_engine, write_jsonl
 
 OFF_TOPIC = DATA / "offtopic-queries.jsonl"

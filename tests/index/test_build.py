@@ -4,11 +4,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from index.build import build_index
 from index.engine import Engine
 from index.errors import CorpusError, IndexFormatError, IndexMismatchError, IndexMissingError
-from index.store import INDEX_FORMAT, StoredIndex, current_version, write_version
-from index.vectors import unwrap
+from index.store.build import build_index
+from index.store.files import INDEX_FORMAT, StoredIndex, current_version, write_version
+from index.store.vectors import unwrap
 from tests.conftest import SEED_ARTICLE, make_settings
 from tests.index.test_cli import run as run_cli
 from tests.index.test_store import synthetic_content

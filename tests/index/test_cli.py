@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from index.answer_features import FEATURES
-from index.answer_scorer import AnswerScorer
+from index.answers.features import FEATURES
+from index.answers.scorer import AnswerScorer
 from tests.conftest import MODEL_CACHE, SEED_ARTICLE
 
 VERBATIM = str(Path(sys.executable).with_name("verbatim"))

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from index.corpus import load_corpus, read_markdown
+from index.sources.corpus import load_corpus, read_markdown
 from tests.conftest import SEED_ARTICLE
 
 
@@ -224,8 +224,8 @@ def test_every_kind_of_bad_file_is_named_while_the_rest_loads(tmp_path):
 
 
 def test_a_real_build_names_every_bad_file_and_indexes_the_rest(tmp_path, encoders, monkeypatch):
-    from index.build import build_index
     from index.engine import Engine
+    from index.store.build import build_index
     from tests.conftest import make_settings
 
     corpus = tmp_path / "corpus"

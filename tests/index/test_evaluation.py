@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from index.answer import Citation
+from index.answers.compose import Citation
 from index.evaluation import (
     EvalQuestion,
     QuestionResult,

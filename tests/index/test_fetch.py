@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import pytest
 
-from index.fetch import FetchError, FetchPolicy, check_address, fetch_page, normalise_url
+from index.sources.fetch import FetchError, FetchPolicy, check_address, fetch_page, normalise_url
 from tests.index.web_support import Pages as Site, serving
 
 PAGE = b"<!doctype html><html><head><title>Dam</title></head><body><p>The dam was repaired.</p></body></html>"

@@ -13,10 +13,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
-from index.answer import Answer
-from index.corpus import load_corpus, shown
+from index.answers.compose import Answer
 from index.errors import VerbatimError
-from index.search import Hit
+from index.retrieval.search import Hit
+from index.sources.corpus import load_corpus, shown
 from tests.conftest import MODEL_CACHE
 
 SEED_DOC = "syria-vows-accountability"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from index.build import build_index
-from index.corpus import doc_id_from_url, read_markdown
 from index.engine import Engine
 from index.errors import ReindexInProgressError
-from index.fetch import FetchError, normalise_url
-from index.ingest import add_url
-from index.store import build_lock
+from index.sources.corpus import doc_id_from_url, read_markdown
+from index.sources.fetch import FetchError, normalise_url
+from index.sources.ingest import add_url
+from index.store.build import build_index
+from index.store.files import build_lock
 from tests.conftest import SEED_ARTICLE, make_settings
 from tests.index.test_cli import run
 from tests.index.web_support import Pages, serving
@@ -163,7 +163,7 @@ def test_a_failed_build_takes_the_article_back_and_a_retry_adds_it(server, libra
     def disk_full(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("index.build.write_version", disk_full)
+    monkeypatch.setattr("index.store.build.write_version", disk_full)
     with pytest.raises(OSError, match="No space left"):
         add_url(library, f"{base}/a", encoders=encoders)
     assert corpus_files(library) == before
@@ -178,7 +178,8 @@ def test_a_failed_build_puts_back_a_file_it_overwrote(server, library, encoders,
     same_name = library.corpus_dir / f"{doc_id_from_url(normalise_url(f'{base}/a'))}.md"
     same_name.write_text("---\ntitle: Written by hand\n---\nA note an editor kept under this name.\n", encoding="utf-8")
     before = corpus_files(library)
-    monkeypatch.setattr("index.build.write_version", lambda *_a, **_k: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    failing_write = lambda *_a, **_k: (_ for _ in ()).throw(OSError(5, "I/O error"))  # noqa: E731
+    monkeypatch.setattr("index.store.build.write_version", failing_write)
     with pytest.raises(OSError, match="I/O error"):
         add_url(library, f"{base}/a", encoders=encoders)
     assert corpus_files(library) == before

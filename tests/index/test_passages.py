@@ -2,8 +2,8 @@ from itertools import pairwise
 
 import pytest
 
-from index.corpus import Article, read_markdown
-from index.passages import sentence_spans, split_article
+from index.sources.corpus import Article, read_markdown
+from index.sources.passages import sentence_spans, split_article
 from tests.conftest import SEED_ARTICLE
 
 ARABIC = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from index.search import (
+from index.retrieval.search import (
     aggregate_documents,
     near_duplicate,
     reciprocal_rank_fusion,
@@ -156,8 +156,8 @@ def test_a_document_filter_keeps_to_that_document(engine):
 
 
 def test_an_index_opened_without_its_search_indexes_is_refused_by_name(engine):
-    from index.search import Searcher
-    from index.store import StoredIndex
+    from index.retrieval.search import Searcher
+    from index.store.files import StoredIndex
 
     bare = StoredIndex(engine.stored.folder, searchable=False)
     try:
@@ -190,7 +190,7 @@ def tiny_cross_encoder(tmp_path_factory):
 
 
 def test_a_configured_reranker_reorders_the_fused_candidates_by_its_scores(engine, tiny_cross_encoder):
-    from index.search import load_reranker
+    from index.retrieval.search import load_reranker
 
     query = "storm damage and power cuts"
     engine.settings.reranker_model = str(tiny_cross_encoder)

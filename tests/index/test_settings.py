@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from index.search import Searcher
+from index.retrieval.search import Searcher
 from index.settings import Settings
 
 

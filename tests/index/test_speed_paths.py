@@ -16,7 +16,7 @@ import pytest
 from index import embedders
 from index.embedders import SentenceTransformerEncoder
 from index.settings import Settings
-from index.vectors import (
+from index.store.vectors import (
     ApproximateIndex,
     VectorIndexPolicy,
     build_vector_index,

@@ -12,11 +12,11 @@ import faiss
 import numpy as np
 import pytest
 
-from index import store
-from index.corpus import Article
 from index.errors import IndexCorruptError, IndexFormatError, IndexMismatchError
-from index.passages import Passage, Span
-from index.store import (
+from index.sources.corpus import Article
+from index.sources.passages import Passage, Span
+from index.store import files as store
+from index.store.files import (
     CURRENT_FILE,
     INDEX_FORMAT,
     VERSIONS_DIR,
@@ -29,7 +29,7 @@ from index.store import (
     fingerprint,
     write_version,
 )
-from index.vectors import VectorIndexPolicy, unwrap
+from index.store.vectors import VectorIndexPolicy, unwrap
 
 
 def synthetic_content(documents: int = 4, per_document: int = 3, dimension: int = 8,

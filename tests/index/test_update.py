@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.build import Encoders, build_index
-from index.corpus import Article, save_article
 from index.embedders import SentenceTransformerEncoder
 from index.engine import Engine, LiveEngine
 from index.errors import ReindexInProgressError
-from index.store import VERSIONS_DIR, StoredIndex, build_lock, current_version
+from index.sources.corpus import Article, save_article
+from index.store.build import Encoders, build_index
+from index.store.files import VERSIONS_DIR, StoredIndex, build_lock, current_version
 from tests.conftest import MODEL_CACHE, make_settings
 
 TOWNS = ["Aleppo", "Homs", "Hama", "Idlib", "Daraa", "Raqqa", "Deir ez-Zor", "Tartus", "Jableh", "Baniyas"]
@@ -113,7 +113,7 @@ def test_a_reader_keeps_answering_while_an_update_runs(tmp_path, encoders):
 
 BUILD_SCRIPT = """
 import sys
-from index.build import Encoders, build_index
+from index.store.build import Encoders, build_index
 from index.embedders import SentenceTransformerEncoder
 from index.settings import Settings
 settings = Settings(_env_file=None, corpus_dir=sys.argv[1], data_dir=sys.argv[2])

@@ -33,15 +33,15 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from index.corpus import Article
 from index.errors import (
     IndexCorruptError,
     IndexFormatError,
     IndexMissingError,
     ReindexInProgressError,
 )
-from index.passages import Passage, Span
-from index.vectors import (
+from index.sources.corpus import Article
+from index.sources.passages import Passage, Span
+from index.store.vectors import (
     VectorIndex,
     VectorIndexPolicy,
     build_vector_index,

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from index.build import BuildReport, Encoders, ProgressCallback, build_index_locked
-from index.corpus import Article, doc_id_from_url, extract_html, load_corpus, save_article
-from index.fetch import FetchError, FetchPolicy, fetch_page, normalise_url
 from index.settings import Settings
-from index.store import build_lock
+from index.sources.corpus import Article, doc_id_from_url, extract_html, load_corpus, save_article
+from index.sources.fetch import FetchError, FetchPolicy, fetch_page, normalise_url
+from index.store.build import BuildReport, Encoders, ProgressCallback, build_index_locked
+from index.store.files import build_lock
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Composing an answer: the sentences of the retrieved passages most likely to answer, each cited.
 
 The answer is a quotation, never a paraphrase, so it cannot say what the sources do not. Which
-sentences, and whether any, is decided by the learned scorer (index/answer_scorer.py): below its
+sentences, and whether any, is decided by the learned scorer (index/answers/scorer.py): below its
 threshold, or when the question names something no retrieved source mentions, the answer declines
 and offers the closest quotes, marked as such.
 """
@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from index.answer_features import Candidate, Sources, candidates, source_language
-from index.answer_scorer import AnswerScorer
-from index.language import is_english
-from index.question import ParsedQuestion, parse_question
-from index.search import Retrieval
+from index.answers.features import Candidate, Sources, candidates, source_language
+from index.answers.scorer import AnswerScorer
+from index.retrieval.language import is_english
+from index.retrieval.question import ParsedQuestion, parse_question
+from index.retrieval.search import Retrieval
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
 def choose_sentences(ranked: Sequence[tuple[str, float]], scorer: AnswerScorer, max_sentences: int) -> list[int]:
     """Which of the ranked (text, probability) candidates an answer quotes: none when the first is below
     the scorer's threshold; else it and those after it within `keep_ratio` of its probability, each text
-    once. Training (index/training.py) judges thresholds with this same rule."""
+    once. Training (index/answers/training.py) judges thresholds with this same rule."""
     if not ranked or ranked[0][1] < scorer.threshold:
         return []
     floor = max(scorer.threshold, scorer.keep_ratio * ranked[0][1])

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from index import __version__
-from index.corpus import load_corpus
 from index.embedders import Encoder, SentenceTransformerEncoder, load_multilingual
 from index.errors import CorpusError, IndexCorruptError, IndexFormatError, IndexMissingError
-from index.lexical import analyse
-from index.passages import Passage, split_article_sentences
 from index.settings import Settings
-from index.store import (
+from index.sources.corpus import load_corpus
+from index.sources.passages import Passage, split_article_sentences
+from index.store.files import (
     IndexContent,
     Manifest,
     SentenceRecord,
@@ -26,7 +25,8 @@ from index.store import (
     fingerprint,
     write_version,
 )
-from index.vectors import VectorIndexPolicy
+from index.store.lexical import analyse
+from index.store.vectors import VectorIndexPolicy
 
 
 @dataclass(frozen=True)

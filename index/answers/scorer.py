@@ -1,7 +1,7 @@
 """The learned answer scorer: P(this sentence answers the question) from a candidate's features.
 
-A logistic regression over standardised features (index/answer_features.py), fitted by
-`verbatim train-answerer` (index/training.py) and shipped as a small JSON file in the package. It is
+A logistic regression over standardised features (index/answers/features.py), fitted by
+`verbatim train-answerer` (index/answers/training.py) and shipped as a small JSON file in the package. It is
 evaluated with numpy alone, so answering needs no machine-learning library at run time. The file
 carries its own version, the feature names it was fitted on, and the decline threshold chosen on
 the development split; a file that does not fit this code is refused with a message saying how to
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from index.answer_features import FEATURES
+from index.answers.features import FEATURES
 from index.errors import VerbatimError
 
 SCORER_FORMAT = 1
-DEFAULT_SCORER = Path(__file__).with_name("answer_scorer.json")
+DEFAULT_SCORER = Path(__file__).with_name("scorer.json")
 
 
 class ScorerError(VerbatimError):

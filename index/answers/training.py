@@ -1,7 +1,7 @@
 """Fitting the answer scorer: `verbatim train-answerer`.
 
 Every question of the training sets is asked of an index of its own corpus; each candidate sentence
-(index/answer_features.py) is labelled by whether it holds one of the question's expected answers
+(index/answers/features.py) is labelled by whether it holds one of the question's expected answers
 (never, for a question the text does not answer, or one asked of an unrelated corpus). A logistic
 regression is fitted on the training split, and the decline threshold and the share of the best
 probability that further sentences need are chosen on the development split, where the figures
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from index.answer import AnswerPolicy, choose_sentences, named_nowhere
-from index.answer_features import FEATURES, candidates
-from index.answer_scorer import AnswerScorer
+from index.answers.compose import AnswerPolicy, choose_sentences, named_nowhere
+from index.answers.features import FEATURES, candidates
+from index.answers.scorer import AnswerScorer
 from index.evaluation import EvalQuestion, as_off_topic, contains_expected, load_questions
 
 DEV_SHARE = 0.3  # of each set's questions, by a hash of their id
@@ -120,7 +120,7 @@ class Outcome:
 
 
 def simulate(scorer: AnswerScorer, rows: Sequence[QuestionRows], max_sentences: int) -> dict[str, Outcome]:
-    """What the answer step would do for each question, per set (index/answer.py's rule)."""
+    """What the answer step would do for each question, per set (index/answers/compose.py's rule)."""
     outcomes: dict[str, Outcome] = {}
     for row in rows:
         outcome = outcomes.setdefault(row.set_name, Outcome())

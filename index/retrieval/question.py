@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from index.language import detect_language, is_english
-from index.lexical import analyse
+from index.retrieval.language import detect_language, is_english
+from index.store.lexical import analyse
 
 AnswerKind = Literal["quantity", "time", "person", "place"]
 

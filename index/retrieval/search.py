@@ -10,13 +10,13 @@ import bm25s
 import faiss
 import numpy as np
 
-from index.build import Encoders
 from index.embedders import Encoder
-from index.lexical import analyse
-from index.question import ParsedQuestion
+from index.retrieval.question import ParsedQuestion
 from index.settings import Settings, reranker_name
-from index.store import DocumentInfo, PassageRecord, StoredIndex
-from index.vectors import VectorIndex, selecting
+from index.store.build import Encoders
+from index.store.files import DocumentInfo, PassageRecord, StoredIndex
+from index.store.lexical import analyse
+from index.store.vectors import VectorIndex, selecting
 
 Ranking = list[tuple[int, float]]  # (passage row, score), best first
 

@@ -3,7 +3,7 @@
 Every sentence of the retrieved passages is a candidate. Its features say how close it is to the
 question in meaning (from the sentence vectors stored at build time: nothing is embedded here but
 the question), in words, and in the kind of fact it offers, and whether its article even mentions
-what the question names. `index/answer_scorer.py` turns them into P(this sentence answers).
+what the question names. `index/answers/scorer.py` turns them into P(this sentence answers).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Protocol
 
 import numpy as np
 
-from index.language import detect_language
-from index.lexical import analyse
-from index.question import ParsedQuestion
-from index.search import Hit, Retrieval
+from index.retrieval.language import detect_language
+from index.retrieval.question import ParsedQuestion
+from index.retrieval.search import Hit, Retrieval
+from index.store.lexical import analyse
 
 FEATURES = (
     "semantic",  # the sentence's cosine similarity to the question

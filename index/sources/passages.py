@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from sentencex import segment
 
-from index.corpus import Article
-from index.language import detect_language
+from index.retrieval.language import detect_language
+from index.sources.corpus import Article
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
@@ -39,7 +39,7 @@ class SplitArticle:
     """An article cut two ways from one sentence split: its sentences, and passages packed from them.
 
     Sentences are what gets embedded; a passage's vector is derived from its sentences' vectors, so
-    no token is embedded twice (see index/build.py).
+    no token is embedded twice (see index/store/build.py).
     """
 
     sentences: tuple[Span, ...]

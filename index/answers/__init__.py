@@ -1,0 +1,1 @@
+"""Turning retrieved passages into a cited answer: candidate sentences, their learned score, the reply."""

@@ -1,0 +1,1 @@
+"""Where an index lives: building a version (embeddings, FAISS, BM25, SQLite) and opening it."""
