@@ -62,7 +62,7 @@ def load_settings(index_dir: Path | None = None) -> Settings:
     try:
         settings = Settings()
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in error.errors())
         fail(f"The settings are not valid ({problems}). Fix them in .env or the environment (see .env.example).")
     if index_dir is not None:
         if text_argument(str(index_dir)) != str(index_dir):
@@ -70,6 +70,11 @@ def load_settings(index_dir: Path | None = None) -> Settings:
                  "choose a folder whose name is.")
         settings.index_dir = index_dir
     return settings
+
+
+def _problem(location: tuple[int | str, ...], message: str) -> str:
+    """One invalid setting; a check across settings (like SHARD_IDS against SHARD_COUNT) names them itself."""
+    return f"{'.'.join(map(str, location)).upper()}: {message}" if location else message
 
 
 def fail(message: str, *, as_json: bool = False, code: int = 1) -> None:

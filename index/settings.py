@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # RERANKER_MODEL values that mean "no reranker" rather than a model called "off".
@@ -84,6 +85,12 @@ class Settings(BaseSettings):
     ask_burst: int = Field(5, ge=0, le=1000)  # questions per user per window; 0 turns the budget off
     ask_window_seconds: float = Field(60.0, gt=0.0, le=86_400.0)
 
+    # Running past one process (docs/deploy.md)
+    shard_count: int | None = Field(None, ge=1, le=65_536)  # None: one unsharded connection
+    shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)  # empty: every shard, in this process
+    health_port: int | None = Field(None, ge=0, le=65_535)  # None: no /healthz or /metrics; 0: any free port
+    health_host: str = "127.0.0.1"
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_channel_ids", mode="before")
@@ -93,6 +100,29 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", "").split(",") if part]
         return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _split_shard_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        ids = self.shard_ids
+        if not ids:
+            return self
+        if self.shard_count is None:
+            raise _shard_error(f"SHARD_IDS={_ids(ids)} needs SHARD_COUNT, the number of shards across all processes "
+                             "(e.g. SHARD_COUNT=4 with SHARD_IDS=0,1 here and SHARD_IDS=2,3 in another process).")
+        if len(set(ids)) != len(ids):
+            raise _shard_error(f"SHARD_IDS={_ids(ids)} names a shard twice; list each shard this process runs once.")
+        outside = [n for n in ids if not 0 <= n < self.shard_count]
+        if outside:
+            raise _shard_error(f"SHARD_IDS={_ids(ids)} has {_ids(outside)}, but with SHARD_COUNT={self.shard_count} "
+                             f"shard ids run from 0 to {self.shard_count - 1}.")
+        return self
 
     @field_validator("fetch_allowed_networks", mode="before")
     @classmethod
@@ -123,3 +153,12 @@ class Settings(BaseSettings):
     @property
     def resolved_model_cache_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
+
+
+def _ids(ids: list[int]) -> str:
+    return ",".join(map(str, ids))
+
+
+def _shard_error(message: str) -> PydanticCustomError:
+    # A custom error keeps pydantic's "Value error, " prefix out of a message meant for the operator.
+    return PydanticCustomError("shard_ids", message)

@@ -18,6 +18,7 @@ from bot.discord.cogs.ask import Ask
 from bot.discord.cogs.sources import Sources
 from bot.discord.cooldown import QuestionBudget
 from bot.discord.errors import NONE, StartupError, VerbatimTree
+from bot.health import Health, serve_health
 from index.engine import LiveEngine
 from index.settings import Settings
 
@@ -33,7 +34,8 @@ MISSING_INTENT = (
 class VerbatimBot(commands.Bot):
     """The bot and everything its cogs share: settings, the live engine, the source catalog, the question budget."""
 
-    def __init__(self, settings: Settings, live: LiveEngine, *, message_content: bool = True) -> None:
+    def __init__(self, settings: Settings, live: LiveEngine, *, message_content: bool = True,
+                 health: Health | None = None, **options: Any) -> None:
         intents = discord.Intents.default()
         intents.message_content = message_content  # privileged: needed to read mentions and replies
         super().__init__(
@@ -43,9 +45,12 @@ class VerbatimBot(commands.Bot):
             allowed_mentions=NONE,  # quoted sources and echoed questions must never ping anyone
             help_command=None,
             tree_cls=VerbatimTree,
+            **options,
         )
         self.settings = settings
         self.live = live
+        self.health = health or Health()  # /healthz and /metrics (bot/health.py)
+        self.health.live, self.health.client = live, self
         self.catalog = SourceCatalog()
         self.question_budget = QuestionBudget(settings.ask_burst, settings.ask_window_seconds)
 
@@ -69,30 +74,42 @@ class VerbatimBot(commands.Bot):
         return
 
     async def on_ready(self) -> None:
-        log.info("logged in as %s (%s) in %d servers", self.user, getattr(self.user, "id", "?"), len(self.guilds))
+        ids = getattr(self, "shard_ids", None) or "all"  # only a ShardedVerbatimBot has shard ids
+        shards = f" on shards {ids} of {self.shard_count}" if self.shard_count else ""
+        log.info("logged in as %s (%s) in %d servers%s", self.user, getattr(self.user, "id", "?"), len(self.guilds),
+                 shards)
 
 
-def create_bot(settings: Settings, live: LiveEngine, *, message_content: bool = True) -> VerbatimBot:
-    """A ready-to-start bot over `live`; nothing connects until it is started."""
-    return VerbatimBot(settings, live, message_content=message_content)
+class ShardedVerbatimBot(VerbatimBot, commands.AutoShardedBot):
+    """The same bot over SHARD_COUNT gateway connections: all of them in this process, or only SHARD_IDS
+    (other processes run the rest; Discord sends each server's events to one shard only)."""
+
+
+def create_bot(settings: Settings, live: LiveEngine, *, message_content: bool = True,
+               health: Health | None = None) -> VerbatimBot:
+    """A ready-to-start bot over `live`, sharded when SHARD_COUNT is set; nothing connects until it is started."""
+    if settings.shard_count is None:
+        return VerbatimBot(settings, live, message_content=message_content, health=health)
+    return ShardedVerbatimBot(settings, live, message_content=message_content, health=health,
+                              shard_count=settings.shard_count, shard_ids=settings.shard_ids or None)
 
 
 Connect = Callable[[commands.Bot], Awaitable[Any]]
 
 
-async def serve(settings: Settings, live: LiveEngine, connect: Connect) -> commands.Bot:
+async def serve(settings: Settings, live: LiveEngine, connect: Connect, health: Health | None = None) -> commands.Bot:
     """Connect a bot with the Message Content intent, or, if Discord refuses it, one without.
 
     `connect` runs the bot (in production, until it closes). Without the intent the bot still serves
     slash commands, and says once, clearly, why mentions get no answer.
     """
-    bot = create_bot(settings, live)
+    bot = create_bot(settings, live, health=health)
     try:
         await connect(bot)
         return bot
     except discord.PrivilegedIntentsRequired:
         log.warning(MISSING_INTENT)
-    bot = create_bot(settings, live, message_content=False)
+    bot = create_bot(settings, live, message_content=False, health=health)
     await connect(bot)
     return bot
 
@@ -112,17 +129,19 @@ def run_bot(settings: Settings) -> None:
     token = settings.discord_token.get_secret_value().strip()
     configure_logging(settings)
     _redact_in_logs(token)
-    live = LiveEngine.open(settings)  # raises IndexMissingError, which says how to build the index
-    try:
-        asyncio.run(start(settings, live, token))
-    except KeyboardInterrupt:
-        log.info("stopped")
+    health = Health()
+    with serve_health(settings, health):  # from before the index loads, so /healthz says "not ready yet"
+        live = LiveEngine.open(settings)  # raises IndexMissingError, which says how to build the index
+        try:
+            asyncio.run(start(settings, live, token, health))
+        except KeyboardInterrupt:
+            log.info("stopped")
 
 
-async def start(settings: Settings, live: LiveEngine, token: str) -> None:
+async def start(settings: Settings, live: LiveEngine, token: str, health: Health | None = None) -> None:
     """Connect to Discord and serve until the bot is closed; Discord's refusals become StartupError."""
     try:
-        await serve(settings, live, lambda bot: _connect(bot, token))
+        await serve(settings, live, lambda bot: _connect(bot, token), health)
     except discord.LoginFailure:
         raise StartupError(
             "Discord refused DISCORD_TOKEN. Copy a fresh token from the Developer Portal (Bot → Reset Token) "

@@ -88,12 +88,20 @@ def log_error(error: BaseException, where: str) -> None:
         log.error("%s failed", where, exc_info=unwrap(error))
 
 
+def count_error(client: discord.Client, error: BaseException) -> None:
+    """Count a failure in the bot's metrics (`health`, see bot/health.py)."""
+    health = getattr(client, "health", None)
+    if health is not None:
+        health.failed(error)
+
+
 class VerbatimTree(app_commands.CommandTree):
     """The command tree with the bot's single error handler for every application command."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError, /) -> None:
         name = interaction.command.qualified_name if interaction.command else "command"
         log_error(error, f"/{name} by user {interaction.user.id}")
+        count_error(interaction.client, error)
         text = user_message(error) or UNEXPECTED
         try:
             if interaction.response.is_done():

@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from bot.discord.errors import NONE, UNEXPECTED, log_error
+from bot.discord.errors import NONE, UNEXPECTED, count_error, log_error
 
 # Buttons work while the bot remembers the view; 10 minutes stays inside the 15 minutes for which
 # an interaction's token can still edit the message to remove them.
@@ -31,5 +31,6 @@ class ExpiringView(discord.ui.View):
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, _item: Any) -> None:
         log_error(error, f"{self.what} for user {interaction.user.id}")
+        count_error(interaction.client, error)
         if not interaction.response.is_done():
             await interaction.response.send_message(UNEXPECTED, ephemeral=True, allowed_mentions=NONE)

@@ -74,6 +74,7 @@ class Admin(commands.Cog):
     async def reindex(self, interaction: discord.Interaction, full: bool = False) -> None:
         log.info("re-index (full=%s) started by user %s", full, interaction.user.id)
         report = await self._update(interaction, lambda progress: self.bot.live.reindex(full=full, progress=progress))
+        self.bot.health.reindexed("reindex")
         log.info("re-index done: %s documents, %s passages in %.1f s",
                  report.documents, report.passages, report.seconds)
         summary = formatting.reindex_embed(report)
@@ -87,6 +88,8 @@ class Admin(commands.Cog):
     async def ingest(self, interaction: discord.Interaction, url: str) -> None:
         log.info("ingest of %r started by user %s", url, interaction.user.id)
         report = await self._update(interaction, lambda progress: self.bot.live.ingest(url, progress=progress))
+        if report.status == "added":  # a duplicate leaves the index as it was
+            self.bot.health.reindexed("ingest")
         summary = formatting.ingest_embed(report)
         await interaction.edit_original_response(content=None, embed=summary, allowed_mentions=NONE)
 

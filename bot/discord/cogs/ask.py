@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import formatting
-from bot.discord.errors import NONE, UNEXPECTED, UnknownSourceError, log_error, user_message
+from bot.discord.errors import NONE, UNEXPECTED, UnknownSourceError, count_error, log_error, user_message
 from bot.discord.views import ExpiringView
 
 if TYPE_CHECKING:
@@ -85,9 +85,11 @@ class Ask(commands.Cog):
     async def ask(self, interaction: discord.Interaction, question: str, source: str | None = None) -> None:
         # Acknowledge first: Discord gives 3 seconds, retrieval may take longer on a cold cache.
         await interaction.response.defer(thinking=True)
+        self.bot.health.asked("slash")
         engine = self.bot.live.current  # one engine for the whole command, even if a re-index swaps it
         doc_id, scope = await asyncio.to_thread(self._scope, engine, source)
         answer = await asyncio.to_thread(engine.ask, strip_mentions(question), doc_id=doc_id)
+        self.bot.health.answered(answer)
         await post_answer(answer, scope, lambda _first, kwargs: interaction.followup.send(wait=True, **kwargs))
 
     @ask.autocomplete("source")
@@ -118,6 +120,7 @@ class Ask(commands.Cog):
             await self._answer_message(message, question, context)
         except Exception as error:  # a listener must never take the bot down with it
             log_error(error, f"message {message.id} from user {message.author.id}")
+            count_error(self.bot, error)
             text = user_message(error) or UNEXPECTED
             try:
                 await message.reply(text, mention_author=False, allowed_mentions=NONE)
@@ -166,9 +169,11 @@ class Ask(commands.Cog):
             text = user_message(self.bot.question_budget.error(wait))
             await message.reply(text, mention_author=False, allowed_mentions=NONE)
             return
+        self.bot.health.asked("mention")
         engine = self.bot.live.current
         async with message.channel.typing():  # the mention equivalent of "thinking…"
             answer = await asyncio.to_thread(engine.ask, question, context=context)
+            self.bot.health.answered(answer)
             _doc, scope = await asyncio.to_thread(self._scope, engine, None)
 
         def send(first: bool, kwargs: dict[str, Any]) -> Awaitable[discord.Message]:
