@@ -2,7 +2,8 @@
 
 A `Health` belongs to one running bot: its own CollectorRegistry (never prometheus-client's global
 one, so two bots in one process, as in tests, count apart) and the state `/healthz` reports. Features
-record what happens with one call each (`asked`, `answered`, `failed`, `reindexed`, `feed_polled`).
+record what happens with one call each (`asked`, `answered`, `failed`, `reindexed`, `feed_polled`),
+from the event loop or a worker thread alike (prometheus-client's metrics are thread-safe).
 `serve_health` publishes both on HEALTH_HOST:HEALTH_PORT from a thread of its own, so they answer
 while the index is still loading and however busy the event loop is.
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 from pathlib import Path
 
@@ -9,8 +11,10 @@ import aiohttp
 import discord
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from simcord import Env
 
+from bot.discord import client
 from bot.discord.client import create_bot
 from bot.discord.errors import StartupError, UnknownSourceError, unwrap
 from bot.health import Health, serve_health
@@ -138,6 +142,42 @@ async def test_other_paths_are_not_found_and_a_sharded_bot_reports_its_shards(se
         create_bot(settings.model_copy(update={"shard_count": 4, "shard_ids": [2, 3]}), live, health=health)
         _status, body = await healthz(server)
         assert body["shards"] == {"count": 4, "ids": [2, 3]}
+
+
+class _LoadingProbed(Exception):
+    pass
+
+
+def test_verbatim_run_answers_healthz_while_the_index_loads_and_stops_with_it(settings, monkeypatch):
+    with socket.socket() as probe:  # a port that is free now
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    seen = []
+
+    def load_index(_settings):
+        seen.append(get_healthz(port))  # what a load balancer sees while the models and index load
+        raise _LoadingProbed  # end run_bot here: what follows is tested with simcord above
+
+    monkeypatch.setattr(client.LiveEngine, "open", load_index)
+    for logging_setup in ("configure_logging", "_redact_in_logs"):  # process-wide; not what this test is about
+        monkeypatch.setattr(client, logging_setup, lambda *_args: None)
+    running = settings.model_copy(update={"health_port": port, "discord_token": SecretStr("not-used")})
+    with pytest.raises(_LoadingProbed):
+        client.run_bot(running)
+    assert seen == [(503, {"ready": False, "index_version": None, "documents": None, "passages": None,
+                           "last_feed_poll": None})]
+    with pytest.raises(ConnectionRefusedError):  # run_bot stopped the server on its way out
+        get_healthz(port)
+
+
+def get_healthz(port: int) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
 
 
 def test_without_health_port_nothing_listens(settings):
