@@ -93,17 +93,10 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("allowed_channel_ids", mode="before")
+    @field_validator("allowed_channel_ids", "shard_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         # A comma-separated list reads better in .env than JSON.
-        if isinstance(value, str):
-            return [int(part) for part in value.replace(" ", "").split(",") if part]
-        return value
-
-    @field_validator("shard_ids", mode="before")
-    @classmethod
-    def _split_shard_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", "").split(",") if part]
         return value
@@ -115,13 +108,13 @@ class Settings(BaseSettings):
             return self
         if self.shard_count is None:
             raise _shard_error(f"SHARD_IDS={_ids(ids)} needs SHARD_COUNT, the number of shards across all processes "
-                             "(e.g. SHARD_COUNT=4 with SHARD_IDS=0,1 here and SHARD_IDS=2,3 in another process).")
+                               "(e.g. SHARD_COUNT=4 with SHARD_IDS=0,1 here and SHARD_IDS=2,3 in another process).")
         if len(set(ids)) != len(ids):
             raise _shard_error(f"SHARD_IDS={_ids(ids)} names a shard twice; list each shard this process runs once.")
         outside = [n for n in ids if not 0 <= n < self.shard_count]
         if outside:
             raise _shard_error(f"SHARD_IDS={_ids(ids)} has {_ids(outside)}, but with SHARD_COUNT={self.shard_count} "
-                             f"shard ids run from 0 to {self.shard_count - 1}.")
+                               f"shard ids run from 0 to {self.shard_count - 1}.")
         return self
 
     @field_validator("fetch_allowed_networks", mode="before")
