@@ -45,15 +45,15 @@ class ClaimThresholds:
 
     Measured on SciFact's tuning part with `verbatim eval-claims --tune` (docs/quality.md)."""
 
-    meaning_weight: float = 0.5
-    addressed: float = 0.55  # below this a sentence is not about the claim
-    supports: float = 0.575  # a sentence about the claim, with no mismatch, supports it from here
+    meaning_weight: float = 0.4
+    addressed: float = 0.5  # below this a sentence is not about the claim
+    supports: float = 0.55  # a sentence about the claim, with no mismatch, supports it from here
     # A mismatch contradicts from these relevances; below, the sentence says neither. Each cue has
-    # its own: on SciFact a negated claim met by a plain sentence is rarely a real contradiction.
-    contradicts_figure: float = 0.55  # another figure for what the claim counts
+    # its own: on SciFact a "not" on one side only is rarely a real contradiction.
+    contradicts_figure: float = 0.5  # another figure for what the claim counts (so: from `addressed`)
     contradicts_direction: float = 0.55  # up where the claim says down, or the other way round
     contradicts_negated_claim: float = 0.75  # the claim is negated, the sentence not
-    contradicts_negated_source: float = 0.55  # the sentence is negated, the claim not
+    contradicts_negated_source: float = 0.725  # the sentence is negated, the claim not
     # A claim in another language than the sources has no shared words: only meaning counts, and the
     # multilingual model's similarities run lower than the English one's. Not measured: SciFact is
     # English only (docs/quality.md); 0.35 is where the seed article's Arabic claims fall.
@@ -159,8 +159,10 @@ class ClaimCandidate:
 def claim_candidates(question: ParsedQuestion, claim: Statement, retrieval: Retrieval, sources: Sources,
                      policy: AnswerPolicy) -> list[ClaimCandidate]:
     # The words a claim and a sentence should share: not its figures (a differing figure is what a
-    # contradiction looks like, not a sign of another topic) nor words that only qualify a figure.
-    topic = {t: w for t, w in question.terms.items() if not any(ch.isdigit() for ch in t) and t not in QUALIFIER_TERMS}
+    # contradiction looks like, not a sign of another topic), nor words that only qualify a figure, nor
+    # words no source uses ("apparently", "reportedly"), which no sentence could share.
+    topic = {t: w for t, w in question.terms.items()
+             if not any(ch.isdigit() for ch in t) and t not in QUALIFIER_TERMS and sources.known(t)}
     found: list[ClaimCandidate] = []
     for scored in score_candidates(question, retrieval, sources, policy):
         candidate = scored.candidate
