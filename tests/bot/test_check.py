@@ -83,7 +83,8 @@ async def test_slash_check_says_when_the_sources_do_not_address_a_claim(env, cha
 
 
 async def test_slash_check_reads_the_words_not_the_markup(env, channel, alice):
-    result = await alice.slash(channel, "check", claim="**Only** 50 civilians were `killed` [see](https://x.example) <@&7>")
+    typed = "**Only** 50 civilians were `killed` [see](https://x.example) <@&7>"
+    result = await alice.slash(channel, "check", claim=typed)
 
     embed = result.response.embeds[0]
     # Markup, links and mentions are no part of the claim: what it says is its words.
