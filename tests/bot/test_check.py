@@ -6,7 +6,9 @@ import pytest
 from discord import app_commands
 
 from bot.discord.cogs.check import CHECK_FOOTER_PREFIX, MENU_NAME, NOTHING_TO_CHECK
+from bot.discord.errors import unwrap
 from bot.discord.formatting import unescape
+from index.errors import InvalidQuestionError
 from tests.bot.conftest import SEED_ARTICLE, SEED_URL, assert_fits, embed_text
 
 ARTICLE = " ".join(SEED_ARTICLE.read_text(encoding="utf-8").split())
@@ -103,3 +105,13 @@ async def test_checks_share_the_question_budget(env, channel, alice, bob):
     assert second.ephemeral and not second.deferred
     assert second.response.content.startswith("You have asked 1 question")
     assert [type(e) for e in env.errors] == [app_commands.CommandOnCooldown]
+
+
+async def test_a_claim_longer_than_a_question_may_be_is_refused_with_the_limit(env, channel, alice, bob):
+    message = await bob.send(channel, "Only 50 civilians were killed. " * 50)  # 1,550 characters
+
+    result = await alice.context_menu(channel, MENU_NAME, message)
+
+    assert "the limit is 1,000" in result.response.content
+    # It went through the one error handler as an expected error, not a bug.
+    assert [type(unwrap(e)) for e in env.errors] == [InvalidQuestionError]
