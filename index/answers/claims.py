@@ -14,7 +14,7 @@ negation, direction) and compared:
 - anything else says neither.
 
 The thresholds are not guessed: `verbatim eval-claims --tune` searches them on SciFact's tuning part
-(index/evaluation_claims.py), and docs/quality.md ("Checking claims") reports the other part.
+(index/claim_evaluation.py), and docs/quality.md ("Checking claims") reports the other part.
 Quotes are whole source sentences, verbatim, each cited.
 """
 
