@@ -511,6 +511,86 @@ def train_answerer(
         out.print(f"  {name}: " + "  ".join(f"{k} {v}" for k, v in figures.items()))
 
 
+# ---------------------------------------------------------------- claims
+
+
+@app.command()
+def check(
+    claim: Annotated[str, typer.Argument(help="The claim, in quotes.")],
+    as_json: JsonOption = False,
+    k: KOption = None,
+    source: SourceOption = None,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """Quote the sentences of the sources that support or contradict CLAIM, each cited, with a verdict."""
+    claim, source = text_argument(claim), source and text_argument(source)
+    engine = open_engine(index_dir, as_json=as_json)
+    checked = guarded(lambda: engine.check(claim, k=k, doc_id=source), as_json=as_json)
+    if as_json:
+        print(json.dumps(checked.to_json(), ensure_ascii=False))
+        return
+    if checked.note:
+        out.print(f"[dim]{escape(checked.note)}[/]")
+    out.print(f"[bold]{escape(checked.verdict.capitalize())}.[/] {escape(checked.summary)}", highlight=False)
+    for judged in checked.sentences:
+        citation = judged.citation
+        meta = " — ".join(part for part in [citation.title, citation.source, citation.published] if part)
+        out.print(f"\n[bold][{citation.n}] {judged.stance}[/] ({escape(judged.reason)})", highlight=False)
+        out.print(f"    “{escape(citation.quote)}”", highlight=False)
+        out.print(f"    {escape(meta)}", highlight=False)
+        if citation.url:
+            out.print(f"    {escape(citation.url)}", highlight=False)
+    out.print(f"[dim]{checked.timings_ms.get('total', 0):.0f} ms[/]")
+
+
+@app.command("eval-claims")
+def eval_claims(
+    corpus: Annotated[Path, typer.Option("--corpus", help="The corpus to index: a folder or a .jsonl file.")],
+    queries: Annotated[Path, typer.Option("--queries", help="Claims, one JSON object a line, with `labels`.")],
+    index_dir: Annotated[
+        Path | None,
+        typer.Option("--index-dir", help="Keep the index here and reuse it when the corpus and models match "
+                                         "(default: a temporary index)."),
+    ] = None,
+    tune: Annotated[bool, typer.Option("--tune", help="Search the thresholds on the tuning part first, "
+                                                      "then report with them (else: the shipped ones).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check every labelled claim of QUERIES against CORPUS: accuracy per label, on the part never tuned
+    on (`report`), the tuning part and the whole."""
+    import tempfile
+
+    from index.answers.claims import DEFAULT_THRESHOLDS
+    from index.claim_evaluation import collect, load_claims, split, summarise, thresholds_json, tune as tune_thresholds
+
+    settings = load_settings()
+    claims = guarded(lambda: load_claims(queries), as_json=as_json)
+    with tempfile.TemporaryDirectory(prefix="verbatim-eval-") as scratch:
+        settings.index_dir = index_dir or Path(scratch) / "index"
+        build = guarded(lambda: _eval_index(settings, corpus), as_json=as_json)
+        engine = guarded(lambda: Engine.load(settings), as_json=as_json)
+        collected = guarded(lambda: collect(engine, claims), as_json=as_json)
+    thresholds = DEFAULT_THRESHOLDS
+    if tune:
+        thresholds, _ = tune_thresholds(split(collected, "tune"), DEFAULT_THRESHOLDS)
+    summary: dict[str, Any] = {"corpus": str(corpus), "queries": str(queries), "index": build, "tuned": tune,
+               "thresholds": thresholds_json(thresholds),
+               "parts": {part: summarise(split(collected, part), thresholds) for part in ("report", "tune", "all")}}
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False))
+        return
+    out.print(f"{corpus}: {build['documents']} documents; {queries}: {len(claims)} claims")
+    out.print("thresholds " + ("tuned on the tuning part: " if tune else "shipped: ")
+              + "  ".join(f"{name} {value}" for name, value in summary["thresholds"].items()))
+    for part, figures in summary["parts"].items():
+        out.print(f"[bold]{part}[/] ({figures['claims']} claims): balanced accuracy {figures['balanced_accuracy']:.3f}")
+        for label, entry in figures["labels"].items():
+            quoting = entry.get("accuracy_quoting_evidence")
+            out.print(f"  {label:<10} {entry['claims']:>4} claims: accuracy {entry['accuracy']:.3f}"
+                      + ("" if quoting is None else f" (quoting the cited evidence {quoting:.3f})")
+                      + "  " + ", ".join(f"{v} {n}" for v, n in entry["verdicts"].items()), highlight=False)
+
+
 def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
     """Reuse the index in INDEX_DIR when it was built from this corpus with these models; else build it."""
     from index.sources.corpus import load_corpus

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, TypeVar
 import faiss
 
 from index import __version__
+from index.answers.claims import DEFAULT_THRESHOLDS, ClaimCheck, ClaimThresholds, claim_candidates, judge
 from index.answers.compose import Answer, AnswerPolicy, compose_answer
 from index.answers.features import CorpusFacts
 from index.answers.scorer import AnswerScorer
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
 from index.retrieval.question import ParsedQuestion, parse_question
 from index.retrieval.search import Hit, Retrieval, Searcher
+from index.retrieval.statement import read_statement
 from index.settings import Settings
 from index.store.build import BuildReport, Encoders, ProgressCallback, build_index
 from index.store.files import DocumentInfo, StoredIndex
@@ -164,6 +166,19 @@ class Engine:
         # Answers weigh every sentence of the best few passages, however few the caller asked for.
         k = max(k or self.settings.top_k, self.policy.candidate_passages)
         return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id)
+
+    def check(self, claim: str, *, k: int | None = None, doc_id: str | None = None,
+              thresholds: ClaimThresholds = DEFAULT_THRESHOLDS) -> ClaimCheck:
+        """The sentences of the sources that support or contradict `claim`, each cited, and a verdict."""
+        started = time.perf_counter()
+        parsed, retrieval = self.retrieve_for_answer(claim, k=k, doc_id=doc_id)
+        retrieved = time.perf_counter()
+        found = claim_candidates(parsed, read_statement(parsed.text), retrieval, self.facts, self.policy)
+        checked = judge(parsed.text, parsed.language, found, thresholds)
+        done = time.perf_counter()
+        return replace(checked, timings_ms={"retrieve": round((retrieved - started) * 1000, 2),
+                                            "judge": round((done - retrieved) * 1000, 2),
+                                            "total": round((done - started) * 1000, 2)})
 
     def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)

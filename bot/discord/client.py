@@ -15,6 +15,7 @@ from bot.discord.catalog import SourceCatalog
 from bot.discord.cogs.about import About
 from bot.discord.cogs.admin import Admin
 from bot.discord.cogs.ask import Ask
+from bot.discord.cogs.check import Check
 from bot.discord.cogs.sources import Sources
 from bot.discord.cooldown import QuestionBudget
 from bot.discord.errors import NONE, StartupError, VerbatimTree
@@ -57,6 +58,7 @@ class VerbatimBot(commands.Bot):
     async def setup_hook(self) -> None:
         for cog in (Ask(self), Sources(self), Admin(self), About(self)):
             await self.add_cog(cog)
+        await self.add_cog(Check(self))  # /check and the "Check with sources" message menu
         await asyncio.to_thread(self.catalog.refresh, self.live.current)
         guild_id = self.settings.discord_guild_id
         if guild_id:

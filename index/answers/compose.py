@@ -119,7 +119,7 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
     for sentence in chosen:
         first_rank.setdefault(sentence.hit.doc_id, sentence.hit_rank)
     chosen.sort(key=lambda s: (first_rank[s.hit.doc_id], s.start))
-    citations = [_citation(n, s) for n, s in enumerate(chosen, start=1)]
+    citations = [cite_sentence(n, s) for n, s in enumerate(chosen, start=1)]
     text = " ".join(f"{s.text} [{c.n}]" for s, c in zip(chosen, citations, strict=True))
     return Answer(question.text, True, text, citations, question.language, note=note, confidence=round(confidence, 4))
 
@@ -152,7 +152,7 @@ def named_nowhere(question: ParsedQuestion, found: list[Candidate]) -> tuple[str
     return tuple(n for n in question.names if n in missing)
 
 
-def _citation(n: int, sentence: Candidate) -> Citation:
+def cite_sentence(n: int, sentence: Candidate) -> Citation:
     hit = sentence.hit
     return Citation(
         n=n, doc_id=hit.doc_id, title=hit.title, source=hit.source, url=hit.url, published=hit.published,
@@ -167,7 +167,7 @@ def _decline(question: ParsedQuestion, scored: list[ScoredCandidate], note: str 
     for entry in scored:
         if any(c.doc_id == entry.candidate.hit.doc_id for c in citations):
             continue
-        citations.append(_citation(len(citations) + 1, entry.candidate))
+        citations.append(cite_sentence(len(citations) + 1, entry.candidate))
         if len(citations) == 3:
             break
     markers = "".join(f"[{c.n}]" for c in citations)
