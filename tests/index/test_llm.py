@@ -183,3 +183,23 @@ def test_eval_reports_the_share_of_written_sentences_kept(invented, server, enco
     assert summary["written"] == {"questions": 1, "llm": 0, "llm_partial": 1, "extractive_fallback": 0,
                                   "sentences": 2, "kept": 0.5, "dropped": 0.5}
     assert "written" not in summarise(evaluate(Engine.load(invented, encoders=encoders), questions))
+
+
+def test_cli_ask_prints_the_written_answer_then_the_quotes(invented, server):
+    from tests.index.test_cli import run
+
+    host, port = server.server_address[:2]
+    llm = {"ANSWER_MODE": "llm", "LLM_BASE_URL": f"http://{host}:{port}/v1", "LLM_MODEL": "invented-name",
+           "LLM_API_KEY": SECRET}
+    result = run(["ask", QUESTION], invented, extra_env=llm)
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    written = out.index("1,200 residents were moved to the sports hall, Mayor Ilsa Brandt said. [1]")
+    quote = out.index("“Mayor Ilsa Brandt said 1,200 residents were moved to the sports hall overnight.”")
+    assert written < quote and "Wording by a language model; quotes are the sources'." in out
+    assert "Petra Lund" not in out and SECRET not in result.stdout + result.stderr
+
+    payload = json.loads(run(["ask", "--json", QUESTION], invented, extra_env=llm).stdout)
+    assert payload["mode"] == "llm-partial" and payload["written"] == {"kept": 1, "dropped": 1, "problem": None}
+    assert [c["quote"] for c in payload["citations"]] == [
+        "Mayor Ilsa Brandt said 1,200 residents were moved to the sports hall overnight."]
