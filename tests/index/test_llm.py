@@ -203,3 +203,29 @@ def test_cli_ask_prints_the_written_answer_then_the_quotes(invented, server):
     assert payload["mode"] == "llm-partial" and payload["written"] == {"kept": 1, "dropped": 1, "problem": None}
     assert [c["quote"] for c in payload["citations"]] == [
         "Mayor Ilsa Brandt said 1,200 residents were moved to the sports hall overnight."]
+
+
+def test_a_reply_that_stalls_after_a_checked_sentence_keeps_that_sentence(invented, server, encoders):
+    engine = engine_for(invented, server, encoders, "slow-stream", llm_timeout_seconds=0.5)
+    shown = []
+    answer = engine.ask(QUESTION, on_written=shown.append)
+
+    # The first sentence was already shown when the model went quiet for longer than the timeout: it stays.
+    assert answer.mode == "llm-partial" and [a.text for a in shown] == [answer.text]
+    assert answer.written is not None and answer.written.kept == 1
+    assert answer.written.problem == "timed out after 0.5 s"
+
+
+def test_cli_eval_reports_the_share_of_written_sentences_kept(invented, server, tmp_path):
+    from tests.index.test_cli import run
+
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(json.dumps({"id": "v1", "question": QUESTION, "answer_contains_any": ["1,200"],
+                                   "answerable": True}) + "\n", encoding="utf-8")
+    host, port = server.server_address[:2]
+    llm = {"ANSWER_MODE": "llm", "LLM_BASE_URL": f"http://{host}:{port}/v1", "LLM_MODEL": "invented-number"}
+    result = run(["eval", "--corpus", str(invented.corpus_dir), "--queries", str(queries),
+                  "--index-dir", str(invented.index_dir)], invented, extra_env=llm)
+    assert result.returncode == 0, result.stderr
+    assert ("written answers: 0 whole, 1 partial, 0 fell back to quotes; of the model's 2 sentences "
+            "0.500 kept, 0.500 dropped by their checks") in " ".join(result.stdout.split())
