@@ -162,8 +162,8 @@ class AnswerWriter:
         self.client = ChatClient(endpoint)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AnswerWriter | None:
-        return cls(Endpoint.from_settings(settings)) if settings.answer_mode == "llm" else None
+    def from_settings(cls, settings: Settings) -> AnswerWriter:
+        return cls(Endpoint.from_settings(settings))
 
     def write(self, question: ParsedQuestion, scored: list[ScoredCandidate], extractive: Answer,
               on_written: OnWritten | None = None) -> Answer:
