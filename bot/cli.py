@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from index.answers.compose import Answer
+from index.answers.compose import WRITTEN_NOTE, Answer
 from index.engine import Engine
 from index.errors import IndexMissingError, VerbatimError
 from index.settings import Settings
@@ -294,6 +294,8 @@ def print_answer(answer: Answer) -> None:
         out.print(f"    “{escape(citation.quote)}”", highlight=False)
         if citation.url:
             out.print(f"    {escape(citation.url)}", highlight=False)
+    if answer.worded_by_model:
+        out.print(f"[dim]{WRITTEN_NOTE}[/]")
     out.print(f"[dim]{answer.timings_ms.get('total', 0):.0f} ms[/]")
 
 
@@ -454,7 +456,8 @@ def eval_(
     summary["corpus"] = str(corpus)
     summary["queries"] = str(queries)
     summary["index"] = build
-    summary["settings"] = settings.model_dump(mode="json", exclude={"discord_token", "allowed_channel_ids"})
+    summary["settings"] = settings.model_dump(mode="json", exclude={"discord_token", "llm_api_key",
+                                                                      "allowed_channel_ids"})
     if details:
         summary["results"] = [result_to_json(r) for r in results]
     if as_json:
@@ -638,6 +641,13 @@ def _print_eval(summary: dict[str, Any], results: list[Any], details: bool) -> N
         out.print(f"unanswerable: {answers['unanswerable']}, declined {answers['unanswerable_declined']:.3f}")
     out.print(f"answered overall {answers['answered']:.3f}; quotes verbatim {answers['quotes_verbatim']:.3f}")
     latency = summary["latency_ms"]
+    written = summary.get("written")
+    if written:  # ANSWER_MODE=llm
+        shares = ("" if written["kept"] is None else
+                  f"; of the model's {written['sentences']} sentences {written['kept']:.3f} kept, "
+                  f"{written['dropped']:.3f} dropped by their checks")
+        out.print(f"written answers: {written['llm']} whole, {written['llm_partial']} partial, "
+                  f"{written['extractive_fallback']} fell back to quotes{shares}")
     out.print("latency ms: " + "  ".join(
         f"{stage} p50 {latency[stage]['p50']:.1f} / p95 {latency[stage]['p95']:.1f}" for stage in latency
     ))

@@ -15,7 +15,7 @@ import faiss
 
 from index import __version__
 from index.answers.claims import DEFAULT_THRESHOLDS, ClaimCheck, ClaimThresholds, claim_candidates, judge
-from index.answers.compose import Answer, AnswerPolicy, compose_answer
+from index.answers.compose import Answer, AnswerPolicy, compose_answer, score_candidates
 from index.answers.features import CorpusFacts
 from index.answers.scorer import AnswerScorer
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
@@ -28,6 +28,7 @@ from index.store.files import DocumentInfo, StoredIndex
 from index.store.vectors import VectorIndexPolicy
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
+    from index.answers.llm import AnswerWriter, OnWritten
     from index.sources.ingest import IngestReport
 from index.sources.text import only_text
 
@@ -82,6 +83,15 @@ def answer_policy(settings: Settings) -> AnswerPolicy:
                         candidate_passages=settings.answer_candidate_passages)
 
 
+def _answer_writer(settings: Settings) -> AnswerWriter | None:
+    """The language model's writer when ANSWER_MODE=llm (imported only then: extractive needs no web client)."""
+    if settings.answer_mode != "llm":
+        return None
+    from index.answers.llm import AnswerWriter
+
+    return AnswerWriter.from_settings(settings)
+
+
 def _too_long(length: int, max_chars: int) -> InvalidQuestionError:
     return InvalidQuestionError(
         f"The question is {length:,} characters long; the limit is {max_chars:,}. Ask it more briefly."
@@ -116,6 +126,7 @@ class Engine:
         self.searcher = Searcher(stored, encoders, settings)
         self.facts = CorpusFacts(self.searcher, stored.article_text)
         self.policy = policy or answer_policy(settings)
+        self.writer = _answer_writer(settings)
 
     @classmethod
     def load(cls, settings: Settings, encoders: Encoders | None = None,
@@ -136,18 +147,27 @@ class Engine:
         return cls(settings, stored, encoders, policy)
 
     def ask(self, question: str, *, k: int | None = None, doc_id: str | None = None,
-            context: str | None = None) -> Answer:
+            context: str | None = None, on_written: OnWritten | None = None) -> Answer:
+        """With ANSWER_MODE=llm, `on_written` (if given) gets the written answer so far whenever another
+        sentence of it has passed its check, while the model streams (see index/answers/llm.py)."""
         started = time.perf_counter()
         parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context)
         retrieved = time.perf_counter()
-        answer = compose_answer(parsed, retrieval, self.facts, self.policy)
+        scored = score_candidates(parsed, retrieval, self.facts, self.policy)
+        answer = compose_answer(parsed, retrieval, self.facts, self.policy, scored=scored)
         done = time.perf_counter()
         timings = {
             "retrieve": round((retrieved - started) * 1000, 2),
             "answer": round((done - retrieved) * 1000, 2),
             "total": round((done - started) * 1000, 2),
         }
-        return replace(answer, timings_ms=timings)
+        answer = replace(answer, timings_ms=timings)
+        # Only an answer is reworded: when the sources don't say, the model is not asked to.
+        if self.writer is not None and answer.answered:
+            answer = self.writer.write(parsed, scored, answer, on_written)
+            answer = replace(answer, timings_ms={**answer.timings_ms,
+                                                 "total": round((time.perf_counter() - started) * 1000, 2)})
+        return answer
 
     def retrieve_for_answer(self, question: str, *, k: int | None = None, doc_id: str | None = None,
                             context: str | None = None) -> tuple[ParsedQuestion, Retrieval]:

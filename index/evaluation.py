@@ -189,6 +189,9 @@ class QuestionResult:
     right: bool | None  # an expected string is in the answer (None: nothing expected)
     verbatim: bool
     timings_ms: dict[str, float] = field(default_factory=dict)
+    mode: str = "extractive"  # see Answer.mode
+    written_kept: int = 0  # ANSWER_MODE=llm: the model's sentences shown, and those dropped by their checks
+    written_dropped: int = 0
 
 
 def mean(values: Iterable[float]) -> float | None:
@@ -223,19 +226,39 @@ def answer_metrics(results: Sequence[QuestionResult]) -> dict[str, float | int |
 
 def latency_metrics(results: Sequence[QuestionResult]) -> dict[str, dict[str, float]]:
     figures: dict[str, dict[str, float]] = {}
-    for stage in ("retrieve", "answer", "total"):
+    for stage in ("retrieve", "answer", "write", "total"):
         values = [r.timings_ms[stage] for r in results if stage in r.timings_ms]
+        if stage == "write" and not values:
+            continue  # only ANSWER_MODE=llm writes
         figures[stage] = {"p50": round(percentile(values, 50), 2), "p95": round(percentile(values, 95), 2)}
     return figures
 
 
-def summarise(results: Sequence[QuestionResult], k: int = 10) -> dict:
+def writing_metrics(results: Sequence[QuestionResult]) -> dict[str, float | int | None]:
+    """ANSWER_MODE=llm: how the questions were answered, and the share of the model's sentences kept."""
+    written = [r for r in results if r.mode != "extractive"]  # the questions the model was asked
+    sentences = sum(r.written_kept + r.written_dropped for r in written)
+    kept = sum(r.written_kept for r in written)
     return {
+        "questions": len(written),
+        **{mode.replace("-", "_"): sum(1 for r in written if r.mode == mode)
+           for mode in ("llm", "llm-partial", "extractive-fallback")},
+        "sentences": sentences,
+        "kept": round(kept / sentences, 4) if sentences else None,
+        "dropped": round(1 - kept / sentences, 4) if sentences else None,
+    }
+
+
+def summarise(results: Sequence[QuestionResult], k: int = 10) -> dict:
+    summary = {
         "questions": len(results),
         "retrieval": retrieval_metrics(results, k),
         "answers": answer_metrics(results),
         "latency_ms": latency_metrics(results),
     }
+    if any(r.mode != "extractive" for r in results):
+        summary["written"] = writing_metrics(results)
+    return summary
 
 
 def evaluate(engine, questions: Sequence[EvalQuestion], k: int = 10,
@@ -262,6 +285,9 @@ def evaluate(engine, questions: Sequence[EvalQuestion], k: int = 10,
                 right=contains_expected(answer.text, item.expected) if item.expected else None,
                 verbatim=quotes_verbatim(answer.citations, engine.article_text),
                 timings_ms=dict(answer.timings_ms),
+                mode=answer.mode,
+                written_kept=answer.written.kept if answer.written else 0,
+                written_dropped=answer.written.dropped if answer.written else 0,
             )
         )
         if progress:

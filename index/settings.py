@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     health_port: int | None = Field(None, ge=0, le=65_535)  # None: no /healthz or /metrics; 0: any free port
     health_host: str = "127.0.0.1"
 
+    # Written answers from a language model (docs/llm.md): every sentence checked against the quotes it cites.
+    answer_mode: Literal["extractive", "llm"] = "extractive"
+    llm_base_url: str = "http://127.0.0.1:11434/v1"  # any OpenAI-compatible endpoint; this is Ollama's
+    llm_model: str = "llama3.1:8b"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_seconds: float = Field(20.0, gt=0.0, le=600.0)
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("allowed_channel_ids", "shard_ids", mode="before")
@@ -133,7 +140,7 @@ class Settings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)  # raises ValueError with the bad entry
         return value
 
-    @field_validator("discord_token", mode="before")
+    @field_validator("discord_token", "llm_api_key", mode="before")
     @classmethod
     def _blank_token_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

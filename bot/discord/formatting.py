@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import discord
 
+from index.answers.compose import WRITTEN_NOTE
+
 # Discord's documented limits (https://discord.com/developers/docs/resources/message).
 CONTENT = 2000
 TITLE = 256
@@ -299,7 +301,8 @@ def _lines_to_fields(name: str, lines: Iterable[str]) -> list[Field]:
 def answer_footer(answer: Any, scope: str) -> str:
     total = (answer.timings_ms or {}).get("total")
     took = f" · {total:.0f} ms" if isinstance(total, (int, float)) else ""
-    return f"{ANSWER_FOOTER_PREFIX}{scope}{took}"
+    worded = f" · {WRITTEN_NOTE}" if getattr(answer, "worded_by_model", False) else ""  # ANSWER_MODE=llm
+    return f"{ANSWER_FOOTER_PREFIX}{scope}{took}{worded}"
 
 
 _MARKER = re.compile(r"\\\[(\d+)\\\](?!\()")

@@ -37,6 +37,10 @@ class Citation:
         return {key: value for key, value in asdict(self).items() if key not in {"start", "end"}}
 
 
+# What every front end says under a written answer (ANSWER_MODE=llm).
+WRITTEN_NOTE = "Wording by a language model; quotes are the sources'."
+
+
 @dataclass(frozen=True)
 class Answer:
     question: str
@@ -48,9 +52,19 @@ class Answer:
     note: str | None = None
     confidence: float = 0.0  # the scorer's probability that the best sentence answers the question
     not_mentioned: list[str] = field(default_factory=list)  # names in the question no source mentions
+    # extractive (quotes only), llm (every written sentence passed its check), llm-partial (some were
+    # dropped), extractive-fallback (none passed, or the model failed): see index/answers/llm.py
+    mode: str = "extractive"
+    written: WritingReport | None = None  # how the model's sentences fared, when one was asked
+
+    @property
+    def worded_by_model(self) -> bool:
+        return self.mode in {"llm", "llm-partial"}
 
     def to_json(self) -> dict:
         return {
+            "mode": self.mode,
+            **({"written": asdict(self.written)} if self.written else {}),
             "question": self.question,
             "answered": self.answered,
             "answer": self.text,
@@ -61,6 +75,13 @@ class Answer:
             "confidence": self.confidence,
             "not_mentioned": self.not_mentioned,
         }
+
+
+@dataclass(frozen=True)
+class WritingReport:
+    kept: int  # written sentences shown
+    dropped: int  # written sentences that failed their check (logged with the reason, never shown)
+    problem: str | None = None  # why the model's answer ended early or was not used (timeout, HTTP 429, …)
 
 
 @dataclass(frozen=True)
@@ -88,8 +109,11 @@ def score_candidates(question: ParsedQuestion, retrieval: Retrieval, sources: So
     return scored
 
 
-def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sources, policy: AnswerPolicy) -> Answer:
-    scored = score_candidates(question, retrieval, sources, policy)
+def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sources, policy: AnswerPolicy,
+                   scored: list[ScoredCandidate] | None = None) -> Answer:
+    """`scored`: the candidates already scored (score_candidates), when the caller needs them too."""
+    if scored is None:
+        scored = score_candidates(question, retrieval, sources, policy)
     if question.context and retrieval.context_vector is not None and scored:
         # A follow-up wants what the earlier answer did not say: that answer's sentence goes last.
         earlier_question = parse_question(question.context)

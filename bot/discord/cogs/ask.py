@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.discord import formatting
 from bot.discord.errors import NONE, UNEXPECTED, UnknownSourceError, count_error, log_error, user_message
+from bot.discord.streaming import answer_as_written
 from bot.discord.views import ExpiringView
 
 if TYPE_CHECKING:
@@ -88,9 +89,11 @@ class Ask(commands.Cog):
         self.bot.health.asked("slash")
         engine = self.bot.live.current  # one engine for the whole command, even if a re-index swaps it
         doc_id, scope = await asyncio.to_thread(self._scope, engine, source)
-        answer = await asyncio.to_thread(engine.ask, strip_mentions(question), doc_id=doc_id)
+        # A written answer (ANSWER_MODE=llm) is shown as its checked sentences come.
+        answer = await answer_as_written(
+            lambda on_written: engine.ask(strip_mentions(question), doc_id=doc_id, on_written=on_written),
+            scope, lambda _first, kwargs: interaction.followup.send(wait=True, **kwargs), post_answer)
         self.bot.health.answered(answer)
-        await post_answer(answer, scope, lambda _first, kwargs: interaction.followup.send(wait=True, **kwargs))
 
     @ask.autocomplete("source")
     async def ask_source_autocomplete(
@@ -171,12 +174,13 @@ class Ask(commands.Cog):
             return
         self.bot.health.asked("mention")
         engine = self.bot.live.current
-        async with message.channel.typing():  # the mention equivalent of "thinking…"
-            answer = await asyncio.to_thread(engine.ask, question, context=context)
-            self.bot.health.answered(answer)
-            _doc, scope = await asyncio.to_thread(self._scope, engine, None)
 
         def send(first: bool, kwargs: dict[str, Any]) -> Awaitable[discord.Message]:
             return message.reply(mention_author=False, **kwargs) if first else message.channel.send(**kwargs)
 
-        await post_answer(answer, scope, send)
+        async with message.channel.typing():  # the mention equivalent of "thinking…"
+            _doc, scope = await asyncio.to_thread(self._scope, engine, None)
+            answer = await answer_as_written(
+                lambda on_written: engine.ask(question, context=context, on_written=on_written),
+                scope, send, post_answer)
+        self.bot.health.answered(answer)
