@@ -110,9 +110,8 @@ class ServerSettingsStore:
     """Read and change servers' settings. Thread-safe; reads are cached in memory, since every question
     reads them on the event loop (the cache is refreshed from the database by `reload`)."""
 
-    def __init__(self, conn: sqlite3.Connection, settings: Settings) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.settings = settings
         self._lock = threading.Lock()
         conn.executescript(_SCHEMA)
         self._cache: dict[int, dict[str, Any]] = {}
@@ -120,7 +119,7 @@ class ServerSettingsStore:
 
     @classmethod
     def open(cls, settings: Settings) -> ServerSettingsStore:
-        return cls(connect_state(settings.data_dir), settings)
+        return cls(connect_state(settings.data_dir))
 
     def reload(self) -> None:
         stored: dict[int, dict[str, Any]] = {}
@@ -129,9 +128,9 @@ class ServerSettingsStore:
                 stored.setdefault(row["guild_id"], {})[row["key"]] = json.loads(row["value"])
         self._cache = stored
 
-    def config(self, guild_id: int) -> ServerConfig:
-        """The server's effective settings: its own values over the environment's."""
-        base = environment_config(self.settings, guild_id)
+    def config(self, guild_id: int, defaults: Settings) -> ServerConfig:
+        """The server's effective settings: its own values over the environment's (`defaults`)."""
+        base = environment_config(defaults, guild_id)
         own = self._cache.get(guild_id, {})
         values: dict[str, Any] = {}
         if "answer_channels" in own:
@@ -151,47 +150,48 @@ class ServerSettingsStore:
 
     def announcement_channel(self, guild_id: int) -> int | None:
         """Where the feeds work announces new articles for this server (None: nowhere)."""
-        return self.config(guild_id).announcement_channel
+        channel = self._cache.get(guild_id, {}).get("announcement_channel")
+        return int(channel) if channel is not None else None
 
     # ------------------------------------------------------------ changes
 
-    def set_answer_channels(self, guild_id: int, channel_ids: Sequence[int]) -> ServerConfig:
+    def set_answer_channels(self, guild_id: int, channel_ids: Sequence[int]) -> None:
         unique = list(dict.fromkeys(int(c) for c in channel_ids))
         if len(unique) > MAX_CHANNELS:
             raise ServerSettingError(f"At most {MAX_CHANNELS} answer channels; name fewer.")
-        return self._set(guild_id, "answer_channels", unique)
+        self._set(guild_id, "answer_channels", unique)
 
-    def set_visibility(self, guild_id: int, visibility: str) -> ServerConfig:
+    def set_visibility(self, guild_id: int, visibility: str) -> None:
         if visibility not in VISIBILITIES:
             raise ServerSettingError(f"Visibility must be public or ephemeral, not {visibility[:40]!r}.")
-        return self._set(guild_id, "visibility", visibility)
+        self._set(guild_id, "visibility", visibility)
 
-    def set_question_budget(self, guild_id: int, burst: int, window_seconds: float) -> ServerConfig:
+    def set_question_budget(self, guild_id: int, burst: int, window_seconds: float) -> None:
         if not 0 <= burst <= 1000 or not 1 <= window_seconds <= 86_400:
             raise ServerSettingError(
                 "The question budget is 0 to 1000 questions (0: no limit) per 1 to 86,400 seconds."
             )
-        return self._set(guild_id, "question_budget", [int(burst), float(window_seconds)])
+        self._set(guild_id, "question_budget", [int(burst), float(window_seconds)])
 
-    def set_sources(self, guild_id: int, sources: Sequence[str], documents: Sequence[Any]) -> ServerConfig:
+    def set_sources(self, guild_id: int, sources: Sequence[str], documents: Sequence[Any]) -> None:
         cleaned = list(dict.fromkeys(" ".join(s.split()) for s in sources if s.strip()))
         if not cleaned:
             raise ServerSettingError("Name at least one article id or outlet, or use /config reset to allow all.")
         if len(cleaned) > MAX_SOURCES:
             raise ServerSettingError(f"At most {MAX_SOURCES} sources; name outlets to cover many articles at once.")
         check_sources(cleaned, documents)
-        return self._set(guild_id, "sources", cleaned)
+        self._set(guild_id, "sources", cleaned)
 
-    def set_announcement_channel(self, guild_id: int, channel_id: int) -> ServerConfig:
-        return self._set(guild_id, "announcement_channel", int(channel_id))
+    def set_announcement_channel(self, guild_id: int, channel_id: int) -> None:
+        self._set(guild_id, "announcement_channel", int(channel_id))
 
-    def set_forum_tag(self, guild_id: int, tag: str) -> ServerConfig:
+    def set_forum_tag(self, guild_id: int, tag: str) -> None:
         name = " ".join(tag.split())
         if not name or len(name) > MAX_TAG_CHARS:
             raise ServerSettingError(f"A forum tag name is 1 to {MAX_TAG_CHARS} characters.")
-        return self._set(guild_id, "forum_tag", name)
+        self._set(guild_id, "forum_tag", name)
 
-    def reset(self, guild_id: int, key: str | None = None) -> ServerConfig:
+    def reset(self, guild_id: int, key: str | None = None) -> None:
         """Back to the environment's value for `key`, or for every setting when `key` is None."""
         if key is not None and key not in KEYS:
             raise ServerSettingError(f"There is no setting {key[:40]!r}; the settings are {', '.join(KEYS)}.")
@@ -204,9 +204,8 @@ class ServerSettingsStore:
         for name in ([key] if key else list(own)):
             own.pop(name, None)
         self._cache = {**self._cache, guild_id: own}
-        return self.config(guild_id)
 
-    def _set(self, guild_id: int, key: Key, value: Any) -> ServerConfig:
+    def _set(self, guild_id: int, key: Key, value: Any) -> None:
         with transaction(self.conn, self._lock):
             self.conn.execute(
                 "INSERT INTO server_settings VALUES (?, ?, ?) "
@@ -215,7 +214,6 @@ class ServerSettingsStore:
             )
         # A new dict, assigned at once: readers on the event loop see the old or the new settings.
         self._cache = {**self._cache, guild_id: {**self._cache.get(guild_id, {}), key: value}}
-        return self.config(guild_id)
 
 
 def announcement_channel(settings: Settings, guild_id: int) -> int | None:
@@ -223,6 +221,6 @@ def announcement_channel(settings: Settings, guild_id: int) -> int | None:
     folder's database itself: for callers outside the bot (a `verbatim feeds poll` in a terminal)."""
     conn = connect_state(settings.data_dir)
     try:
-        return ServerSettingsStore(conn, settings).announcement_channel(guild_id)
+        return ServerSettingsStore(conn).announcement_channel(guild_id)
     finally:
         conn.close()
