@@ -84,7 +84,7 @@ def channel_ids(text: str, guild: discord.Guild) -> list[int]:
     """The channels named in `text` (#mentions or ids), each checked to be one of this server's."""
     ids = [int(a or b) for a, b in _CHANNEL.findall(text or "")]
     if not ids:
-        raise ServerSettingError("Name the channels with #, e.g. `#news #questions`, or use /config reset.")
+        raise ServerSettingError("Name the channels by mentioning them (type # and pick each), or use /config reset.")
     for channel_id in ids:
         if guild.get_channel_or_thread(channel_id) is None:
             raise ServerSettingError(f"<#{channel_id}> is not a channel of this server that I can see.")
