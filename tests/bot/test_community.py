@@ -10,6 +10,7 @@ from simcord.builders import ChannelHandle
 
 from bot.discord.client import create_bot
 from index.feedback import FeedbackStore
+from index.server_settings import announcement_channel
 from index.state import connect_state
 from tests.bot.conftest import embed_text
 
@@ -99,7 +100,7 @@ async def test_feedback_summary_is_for_managers_and_escapes_reasons(env, setting
     summary = await admin.slash(channel, "feedback")
     assert summary.ephemeral
     text = embed_text(summary.response.embeds)
-    assert "👍 0  ·  👎 1  ·  1 answers rated" in text
+    assert "👍 0  ·  👎 1  ·  1 answer rated" in text
     assert r"\*\*wrong\*\*" in text and QUESTION in text  # shown as typed, never rendered
     assert summary.response.message.mention_everyone is False
 
@@ -118,7 +119,7 @@ async def test_config_is_refused_without_manage_server(env, guild, channel, alic
     assert env.bot.server_config(guild.id).visibility == "public"  # nothing changed
 
 
-async def test_config_show_marks_what_comes_from_the_environment(env, guild, channel, admin):
+async def test_config_show_marks_what_comes_from_the_environment(env, settings, guild, channel, admin):
     shown = await admin.slash(channel, "config show")
     text = embed_text(shown.response.embeds)
     assert shown.ephemeral and text.count("default (environment)") == 6
@@ -127,6 +128,12 @@ async def test_config_show_marks_what_comes_from_the_environment(env, guild, cha
     text = embed_text(changed.response.embeds)
     assert "Question budget · set for this server\n3 questions per member every 120 seconds" in text
     assert text.count("default (environment)") == 5
+    announcements = guild.create_text_channel("new-articles")
+    await admin.slash(channel, "config announcements", channel=announcements)
+    assert announcement_channel(settings, guild.id) == announcements.id  # what the feeds work reads
+    reset = await admin.slash(channel, "config reset", setting="question_budget")
+    assert reset.response.content == "Question budget: back to the default."
+    assert env.bot.server_config(guild.id).overridden == {"announcement_channel"}
     await admin.slash(channel, "config reset", setting="all")
     assert env.bot.server_config(guild.id).overridden == frozenset()
 

@@ -140,7 +140,8 @@ class ConfigGroup(app_commands.Group, name="config", description="This server's 
                      window_seconds: app_commands.Range[int, 1, 86_400] = 60) -> None:
         await self._reply(
             interaction, lambda: self.bot.servers.set_question_budget(_guild(interaction), questions, window_seconds),
-            "The question budget is changed.")
+            f"Each member may now ask {questions} questions every {window_seconds} seconds."
+            if questions else "Members may now ask without limit.")
 
     @app_commands.command(name="sources", description="Answer only from these articles or outlets.")
     @app_commands.describe(sources="Article ids or outlet names, separated by commas (see /sources)")
@@ -161,7 +162,7 @@ class ConfigGroup(app_commands.Group, name="config", description="This server's 
     @app_commands.describe(tag="The forum tag's name, e.g. question")
     async def forum_tag(self, interaction: discord.Interaction, tag: str) -> None:
         await self._reply(interaction, lambda: self.bot.servers.set_forum_tag(_guild(interaction), tag),
-                          "Forum posts with this tag will get an answer.")
+                          f"Forum posts tagged “{formatting.escape(' '.join(tag.split()))[:40]}” will get an answer.")
 
     @app_commands.command(name="reset", description="Put one setting, or all, back to the environment's default.")
     @app_commands.choices(setting=[app_commands.Choice(name=LABELS[k], value=k) for k in KEYS]
@@ -169,7 +170,7 @@ class ConfigGroup(app_commands.Group, name="config", description="This server's 
     async def reset(self, interaction: discord.Interaction, setting: str) -> None:
         key = None if setting == "all" else setting
         await self._reply(interaction, lambda: self.bot.servers.reset(_guild(interaction), key),
-                          "Back to the default." if key else "Every setting is back to its default.")
+                          f"{LABELS[key]}: back to the default." if key else "Every setting is back to its default.")
 
 
 class Config(commands.Cog):

@@ -150,7 +150,8 @@ def _shown(text: str, limit: int) -> str:
 def summary_embed(summary: Any) -> discord.Embed:
     total = summary.up + summary.down
     embed = discord.Embed(title="Feedback on this server's answers", colour=formatting.COLOUR)
-    embed.description = (f"👍 {summary.up}  ·  👎 {summary.down}  ·  {summary.answers_rated} answers rated"
+    rated = f"{summary.answers_rated} answer{'' if summary.answers_rated == 1 else 's'} rated"
+    embed.description = (f"👍 {summary.up}  ·  👎 {summary.down}  ·  {rated}"
                          if total else "No votes yet. Readers rate answers with the 👍 and 👎 buttons under them.")
     lines = [
         f"<t:{int(datetime.fromisoformat(at).timestamp())}:R> **{_shown(question, 120)}**\n> {_shown(reason, 300)}"
