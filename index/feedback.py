@@ -156,6 +156,16 @@ class FeedbackStore:
                           (secrets.token_hex(16),))
         return str(self.conn.execute("SELECT salt FROM feedback_salt").fetchone()[0])
 
+    def _read(self, sql: str, params: Any) -> list[sqlite3.Row]:
+        # Under the write lock: on a shared connection a read could otherwise see another thread's
+        # transaction half done.
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def _read_one(self, sql: str, params: Any) -> sqlite3.Row | None:
+        rows = self._read(sql, params)
+        return rows[0] if rows else None
+
     def user_hash(self, user_id: int) -> str:
         return hashlib.sha256(f"{self._salt}:{user_id}".encode()).hexdigest()
 
@@ -183,7 +193,7 @@ class FeedbackStore:
 
     def answer(self, answer_id: str, *, now: datetime | None = None) -> RecordedAnswer | None:
         """The recorded answer, or None when it is unknown or past the retention."""
-        row = self.conn.execute("SELECT * FROM feedback_answers WHERE answer_id = ?", (answer_id,)).fetchone()
+        row = self._read_one("SELECT * FROM feedback_answers WHERE answer_id = ?", (answer_id,))
         if row is None or row["created_at"] < _iso((now or _now()) - self.retention):
             return None
         return RecordedAnswer(
@@ -219,22 +229,20 @@ class FeedbackStore:
         return VoteResult(vote, before["vote"] if before else None)
 
     def user_vote(self, answer_id: str, user_id: int) -> tuple[Vote, str | None] | None:
-        row = self.conn.execute(
-            "SELECT vote, reason FROM feedback_votes WHERE answer_id = ? AND user_hash = ?",
-            (answer_id, self.user_hash(user_id)),
-        ).fetchone()
+        row = self._read_one("SELECT vote, reason FROM feedback_votes WHERE answer_id = ? AND user_hash = ?",
+                             (answer_id, self.user_hash(user_id)))
         return (row["vote"], row["reason"]) if row else None
 
     def export(self, *, since: datetime | None = None, guild_id: int | None = None) -> list[FeedbackRow]:
         """Every vote (optionally only those cast at or after `since`, or in one server), oldest first."""
         cutoff = _iso(since if since.tzinfo else since.replace(tzinfo=UTC)) if since is not None else None
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT a.*, v.user_hash, v.vote, v.reason, v.voted_at FROM feedback_votes v "
             "JOIN feedback_answers a USING (answer_id) "
             "WHERE (:since IS NULL OR v.voted_at >= :since) AND (:guild IS NULL OR a.guild_id = :guild) "
             "ORDER BY v.voted_at, a.answer_id, v.user_hash",
             {"since": cutoff, "guild": guild_id},
-        ).fetchall()
+        )
         return [
             FeedbackRow(r["answer_id"], r["question"], r["answer_text"], json.loads(r["citations"]), r["guild_id"],
                         r["channel_id"], r["user_hash"], r["vote"], r["reason"], r["voted_at"])
@@ -244,20 +252,20 @@ class FeedbackStore:
     def summary(self, guild_id: int | None, *, latest: int = 5) -> FeedbackSummary:
         """Counts of 👍 and 👎 on one server's answers, and the latest 👎 reasons."""
         counts = {vote: 0 for vote in VOTES}
-        for row in self.conn.execute(
+        for row in self._read(
             "SELECT v.vote, COUNT(*) FROM feedback_votes v JOIN feedback_answers a USING (answer_id) "
             "WHERE a.guild_id IS ? GROUP BY v.vote", (guild_id,)
         ):
             counts[row[0]] = row[1]
-        rated = self.conn.execute(
+        rated = self._read(
             "SELECT COUNT(DISTINCT v.answer_id) FROM feedback_votes v JOIN feedback_answers a USING (answer_id) "
             "WHERE a.guild_id IS ?", (guild_id,)
-        ).fetchone()[0]
-        reasons = self.conn.execute(
+        )[0][0]
+        reasons = self._read(
             "SELECT v.voted_at, a.question, v.reason FROM feedback_votes v JOIN feedback_answers a USING (answer_id) "
             "WHERE a.guild_id IS ? AND v.vote = 'down' AND v.reason IS NOT NULL "
             "ORDER BY v.voted_at DESC, a.answer_id LIMIT ?", (guild_id, latest)
-        ).fetchall()
+        )
         return FeedbackSummary(counts["up"], counts["down"], rated, [tuple(r) for r in reasons])
 
 

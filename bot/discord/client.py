@@ -53,10 +53,10 @@ class VerbatimBot(commands.Bot):
         self.live = live
         self.catalog = SourceCatalog()
         self.question_budgets = ServerBudgets()
-        # The data folder's database: answers and their votes, and servers' own settings.
-        self.state = connect_state(settings.data_dir)
-        self.feedback = FeedbackStore(self.state, retention_days=settings.feedback_retention_days)
-        self.servers = ServerSettingsStore(self.state)
+        # The data folder's database: answers and their votes, and servers' own settings. A connection
+        # each, so that one's write transaction never meets the other's on the same connection.
+        self.feedback = FeedbackStore(connect_state(settings.data_dir), retention_days=settings.feedback_retention_days)
+        self.servers = ServerSettingsStore(connect_state(settings.data_dir))
 
     async def setup_hook(self) -> None:
         for cog in (Ask(self), Sources(self), Admin(self), About(self), Feedback(self), Config(self)):
@@ -77,7 +77,8 @@ class VerbatimBot(commands.Bot):
 
     async def close(self) -> None:
         await super().close()
-        self.state.close()
+        self.feedback.conn.close()
+        self.servers.conn.close()
 
     # ---------------------------------------------------------------- per-server settings
 
@@ -96,9 +97,8 @@ class VerbatimBot(commands.Bot):
 
     def allowed_doc_ids(self, engine: Engine, guild_id: int | None) -> frozenset[str] | None:
         """The articles a server's answers may quote (None: all). Blocking for a big corpus: call it in a thread."""
-        if guild_id is None:
-            return None
-        return allowed_doc_ids(self.server_config(guild_id).sources, engine.sources())
+        sources = self.server_config(guild_id).sources if guild_id is not None else ()
+        return allowed_doc_ids(sources, engine.sources()) if sources else None
 
     async def on_message(self, message: discord.Message) -> None:
         # commands.Bot would try to run prefix commands here; there are none, so do nothing.

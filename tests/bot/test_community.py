@@ -9,6 +9,7 @@ from simcord import SetupError
 from simcord.builders import ChannelHandle
 
 from bot.discord.client import create_bot
+from bot.discord.errors import unwrap
 from index.feedback import FeedbackStore
 from index.server_settings import announcement_channel
 from index.state import connect_state
@@ -87,7 +88,6 @@ async def test_buttons_work_after_a_restart_and_old_answers_say_so(env, settings
     late = await alice.click(answer, custom_id=buttons["👎"])
     assert late.ephemeral and "too old to rate" in late.response.content and late.modal is None
     assert votes(settings) == [("up", None)]
-    env._errors_acknowledged = env.error_cursor  # expected, logged as routine (AnswerTooOldError)
 
 
 async def test_feedback_summary_is_for_managers_and_escapes_reasons(env, settings, guild, channel, alice, admin):
@@ -157,7 +157,7 @@ async def test_each_server_answers_mentions_in_its_own_channels(env, guild, chan
 
     refused = await admin.slash(channel, "config channels", channels="general")
     assert "Name the channels by mentioning them" in refused.response.content
-    env._errors_acknowledged = env.error_cursor  # an expected, explained refusal
+    assert [type(unwrap(e)).__name__ for e in env.errors] == ["ServerSettingError"]  # through the one error handler
 
 
 async def test_an_ephemeral_server_shows_answers_to_the_asker_only(env, guild, channel, alice, bob, admin):
@@ -181,7 +181,7 @@ async def test_an_ephemeral_server_shows_answers_to_the_asker_only(env, guild, c
 async def test_a_server_can_limit_its_sources(env, guild, channel, admin, alice):
     refused = await admin.slash(channel, "config sources", sources="Pravda Nowhere")
     assert "No indexed article has the id or outlet 'Pravda Nowhere'" in refused.response.content
-    env._errors_acknowledged = env.error_cursor
+    assert [type(unwrap(e)).__name__ for e in env.errors] == ["ServerSettingError"]
     done = await admin.slash(channel, "config sources", sources="the times of israel")
     assert "Sources · set for this server\n`the times of israel`" in embed_text(done.response.embeds)
     result, _answer = await ask(alice, channel)
