@@ -87,6 +87,8 @@ async def test_buttons_work_after_a_restart_and_old_answers_say_so(env, settings
     store.conn.execute("UPDATE feedback_answers SET created_at = '2020-01-01T00:00:00+00:00'")
     late = await alice.click(answer, custom_id=buttons["👎"])
     assert late.ephemeral and "too old to rate" in late.response.content and late.modal is None
+    gone = await alice.click(answer, label="Show quotes")
+    assert gone.ephemeral and "its quotes are no longer kept" in gone.response.content
     assert votes(settings) == [("up", None)]
 
 

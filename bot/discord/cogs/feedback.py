@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.discord import formatting
 from bot.discord.errors import NONE, UNEXPECTED, log_error, user_message
-from index.feedback import REASON_MAX_CHARS, AnswerTooOldError, Vote
+from index.feedback import REASON_MAX_CHARS, Vote
 
 if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
@@ -28,6 +28,7 @@ log = logging.getLogger("verbatim.discord.feedback")
 # An answer id is 16 hex digits (index/feedback.py); custom ids are at most 100 characters.
 QUOTES_ID = r"verbatim:quotes:(?P<answer_id>[0-9a-f]{16})"
 VOTE_ID = r"verbatim:vote:(?P<vote>up|down):(?P<answer_id>[0-9a-f]{16})"
+QUOTES_GONE = "This answer is too old: its quotes are no longer kept. Ask the question again to see them."
 THANKS = {"up": "Thanks: your 👍 is recorded.", "down": "Thanks: your 👎 is recorded."}
 LATEST_REASONS = 5
 
@@ -70,7 +71,8 @@ class QuotesButton(discord.ui.DynamicItem[discord.ui.Button], template=QUOTES_ID
             await interaction.response.defer(ephemeral=True, thinking=True)
             recorded = await asyncio.to_thread(_bot(interaction).feedback.answer, self.answer_id)
             if recorded is None:
-                raise AnswerTooOldError()
+                await _tell(interaction, QUOTES_GONE)
+                return
             for embeds in formatting.quotes_messages(recorded):
                 await interaction.followup.send(embeds=embeds, ephemeral=True, allowed_mentions=NONE)
         except Exception as error:  # a button must never fail silently
