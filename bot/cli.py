@@ -662,6 +662,39 @@ def _print_eval(summary: dict[str, Any], results: list[Any], details: bool) -> N
         out.print(f"[dim]… and {len(wrong) - 20} more misses (--details lists every question)[/]")
 
 
+# ---------------------------------------------------------------- feedback
+
+
+@app.command()
+def feedback(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of votes instead of text.")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Only votes cast on or after this date "
+                                                              "(2026-11-01, or 2026-11-01T12:00; UTC).")] = None,
+) -> None:
+    """Export readers' 👍/👎 votes on the bot's answers, with the question, answer and citations."""
+    from index.feedback import FeedbackStore, feedback_rows_json, parse_since
+    from index.state import connect_state
+
+    settings = load_settings()
+    cutoff = guarded(lambda: parse_since(since), as_json=as_json) if since else None
+    store = FeedbackStore(connect_state(settings.data_dir), retention_days=settings.feedback_retention_days)
+    rows = store.export(since=cutoff)
+    if as_json:
+        print(json.dumps(feedback_rows_json(rows), ensure_ascii=False))
+        return
+    if not rows:
+        out.print("No votes yet" + (f" since {escape(since)}" if since else "") + ".")
+        return
+    ups = sum(r.vote == "up" for r in rows)
+    out.print(f"{len(rows)} votes: 👍 {ups}  👎 {len(rows) - ups}")
+    for r in rows:
+        mark = "👍" if r.vote == "up" else "👎"
+        where = f"server {r.guild_id}" if r.guild_id else "direct"
+        out.print(f"{mark} {r.voted_at} {where}: {escape(r.question)}", highlight=False)
+        if r.reason:
+            out.print(f"   reason: {escape(r.reason)}", highlight=False)
+
+
 def main() -> None:
     app()
 

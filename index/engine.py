@@ -147,11 +147,14 @@ class Engine:
         return cls(settings, stored, encoders, policy)
 
     def ask(self, question: str, *, k: int | None = None, doc_id: str | None = None,
-            context: str | None = None, on_written: OnWritten | None = None) -> Answer:
-        """With ANSWER_MODE=llm, `on_written` (if given) gets the written answer so far whenever another
+            context: str | None = None, allowed_doc_ids: frozenset[str] | None = None,
+            on_written: OnWritten | None = None) -> Answer:
+        """`allowed_doc_ids` (None: all) limits the answer to those articles, e.g. a server's chosen sources.
+        With ANSWER_MODE=llm, `on_written` (if given) gets the written answer so far whenever another
         sentence of it has passed its check, while the model streams (see index/answers/llm.py)."""
         started = time.perf_counter()
-        parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context)
+        parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context,
+                                                     allowed_doc_ids=allowed_doc_ids)
         retrieved = time.perf_counter()
         scored = score_candidates(parsed, retrieval, self.facts, self.policy)
         answer = compose_answer(parsed, retrieval, self.facts, self.policy, scored=scored)
@@ -170,7 +173,8 @@ class Engine:
         return answer
 
     def retrieve_for_answer(self, question: str, *, k: int | None = None, doc_id: str | None = None,
-                            context: str | None = None) -> tuple[ParsedQuestion, Retrieval]:
+                            context: str | None = None,
+                            allowed_doc_ids: frozenset[str] | None = None) -> tuple[ParsedQuestion, Retrieval]:
         """The checked, parsed question and the passages an answer to it weighs (what `ask` and
         training both start from)."""
         question = clean_question(question, self.settings.max_question_chars)
@@ -185,13 +189,14 @@ class Engine:
         parsed = parse_question(question, context)
         # Answers weigh every sentence of the best few passages, however few the caller asked for.
         k = max(k or self.settings.top_k, self.policy.candidate_passages)
-        return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id)
+        return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id, allowed_doc_ids=allowed_doc_ids)
 
     def check(self, claim: str, *, k: int | None = None, doc_id: str | None = None,
+              allowed_doc_ids: frozenset[str] | None = None,
               thresholds: ClaimThresholds = DEFAULT_THRESHOLDS) -> ClaimCheck:
         """The sentences of the sources that support or contradict `claim`, each cited, and a verdict."""
         started = time.perf_counter()
-        parsed, retrieval = self.retrieve_for_answer(claim, k=k, doc_id=doc_id)
+        parsed, retrieval = self.retrieve_for_answer(claim, k=k, doc_id=doc_id, allowed_doc_ids=allowed_doc_ids)
         retrieved = time.perf_counter()
         found = claim_candidates(parsed, read_statement(parsed.text), retrieval, self.facts, self.policy)
         checked = judge(parsed.text, parsed.language, found, thresholds)
@@ -200,12 +205,14 @@ class Engine:
                                             "judge": round((done - retrieved) * 1000, 2),
                                             "total": round((done - started) * 1000, 2)})
 
-    def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
+    def search(self, query: str, *, k: int | None = None, doc_id: str | None = None,
+               allowed_doc_ids: frozenset[str] | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)
-        return self.searcher.retrieve(parse_question(query), k=k or self.settings.top_k, doc_id=doc_id).hits
+        return self.searcher.retrieve(parse_question(query), k=k or self.settings.top_k, doc_id=doc_id,
+                                      allowed_doc_ids=allowed_doc_ids).hits
 
     def sources(self) -> list[DocumentInfo]:
         return list(self.stored.documents.values())

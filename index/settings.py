@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     allowed_channel_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     ask_burst: int = Field(5, ge=0, le=1000)  # questions per user per window; 0 turns the budget off
     ask_window_seconds: float = Field(60.0, gt=0.0, le=86_400.0)
+    # Community features (a server's /config overrides the first two for itself)
+    answer_visibility: Literal["public", "ephemeral"] = "public"  # ephemeral: only the asker sees /ask answers
+    forum_answer_tag: str = ""  # forum posts with this tag get an answer; empty: forums are left alone
+    feedback_retention_days: int = Field(90, ge=1, le=3650)  # answers older than this can no longer be rated
 
     # Running past one process (docs/deploy.md)
     shard_count: int | None = Field(None, ge=1, le=65_536)  # None: one unsharded connection

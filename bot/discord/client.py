@@ -16,12 +16,17 @@ from bot.discord.cogs.about import About
 from bot.discord.cogs.admin import Admin
 from bot.discord.cogs.ask import Ask
 from bot.discord.cogs.check import Check
+from bot.discord.cogs.config import Config
+from bot.discord.cogs.feedback import Feedback, QuotesButton, VoteButton
 from bot.discord.cogs.sources import Sources
-from bot.discord.cooldown import QuestionBudget
+from bot.discord.cooldown import QuestionBudget, ServerBudgets
 from bot.discord.errors import NONE, StartupError, VerbatimTree
 from bot.health import Health, serve_health
-from index.engine import LiveEngine
+from index.engine import Engine, LiveEngine
+from index.feedback import FeedbackStore
+from index.server_settings import ServerConfig, ServerSettingsStore, allowed_doc_ids
 from index.settings import Settings
+from index.state import connect_state
 
 log = logging.getLogger("verbatim.discord")
 
@@ -53,12 +58,18 @@ class VerbatimBot(commands.Bot):
         self.health = health or Health()  # /healthz and /metrics (bot/health.py)
         self.health.live, self.health.client = live, self
         self.catalog = SourceCatalog()
-        self.question_budget = QuestionBudget(settings.ask_burst, settings.ask_window_seconds)
+        self.question_budgets = ServerBudgets()
+        # The data folder's database: answers and their votes, and servers' own settings. A connection
+        # each, so that one's write transaction never meets the other's on the same connection.
+        self.feedback = FeedbackStore(connect_state(settings.data_dir), retention_days=settings.feedback_retention_days)
+        self.servers = ServerSettingsStore(connect_state(settings.data_dir))
 
     async def setup_hook(self) -> None:
-        for cog in (Ask(self), Sources(self), Admin(self), About(self)):
+        for cog in (Ask(self), Sources(self), Admin(self), About(self), Feedback(self), Config(self)):
             await self.add_cog(cog)
         await self.add_cog(Check(self))  # /check and the "Check with sources" message menu
+        # Buttons under answers route by their custom ids, so old messages' buttons work after a restart.
+        self.add_dynamic_items(QuotesButton, VoteButton)
         await asyncio.to_thread(self.catalog.refresh, self.live.current)
         guild_id = self.settings.discord_guild_id
         if guild_id:
@@ -70,6 +81,31 @@ class VerbatimBot(commands.Bot):
         else:
             synced = await self.tree.sync()
             log.info("synced %d global commands (Discord may take a while to show changes)", len(synced))
+
+    async def close(self) -> None:
+        await super().close()
+        self.feedback.conn.close()
+        self.servers.conn.close()
+
+    # ---------------------------------------------------------------- per-server settings
+
+    def server_config(self, guild_id: int) -> ServerConfig:
+        """A server's effective settings (its /config over the environment). In memory: safe on the loop."""
+        return self.servers.config(guild_id, self.settings)
+
+    def question_budget(self, guild_id: int | None) -> QuestionBudget:
+        """The question budget of a server (or, for direct messages, the environment's)."""
+        if guild_id is None:
+            burst, window = self.settings.ask_burst, self.settings.ask_window_seconds
+        else:
+            budget = self.server_config(guild_id).question_budget
+            burst, window = budget.burst, budget.window_seconds
+        return self.question_budgets.for_server(guild_id, burst, window)
+
+    def allowed_doc_ids(self, engine: Engine, guild_id: int | None) -> frozenset[str] | None:
+        """The articles a server's answers may quote (None: all). Blocking for a big corpus: call it in a thread."""
+        sources = self.server_config(guild_id).sources if guild_id is not None else ()
+        return allowed_doc_ids(sources, engine.sources()) if sources else None
 
     async def on_message(self, message: discord.Message) -> None:
         # commands.Bot would try to run prefix commands here; there are none, so do nothing.

@@ -72,3 +72,18 @@ class QuestionBudget:
     def error(self, retry_after: float) -> app_commands.CommandOnCooldown:
         """The error the command tree reports, so that one handler words it for every command."""
         return app_commands.CommandOnCooldown(app_commands.Cooldown(self.burst, self.window_seconds), retry_after)
+
+
+class ServerBudgets:
+    """One QuestionBudget per server, each with that server's burst and window (`/config budget`);
+    direct messages use the environment's. A server that changes its budget starts a fresh one."""
+
+    def __init__(self, clock: Callable[[], float] = _monotonic) -> None:
+        self._clock = clock
+        self._budgets: dict[int | None, QuestionBudget] = {}
+
+    def for_server(self, guild_id: int | None, burst: int, window_seconds: float) -> QuestionBudget:
+        budget = self._budgets.get(guild_id)
+        if budget is None or (budget.burst, budget.window_seconds) != (burst, float(window_seconds)):
+            budget = self._budgets[guild_id] = QuestionBudget(burst, window_seconds, clock=self._clock)
+        return budget

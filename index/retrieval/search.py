@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import bm25s
@@ -151,11 +151,15 @@ class Searcher:
         name = reranker_name(self.settings.reranker_model)  # also when set past the validator (model_copy)
         return load_reranker(name) if name else None
 
-    def retrieve(self, question: ParsedQuestion, *, k: int, doc_id: str | None = None) -> Retrieval:
+    def retrieve(self, question: ParsedQuestion, *, k: int, doc_id: str | None = None,
+                 allowed_doc_ids: frozenset[str] | None = None) -> Retrieval:
+        """`doc_id` narrows to one article; `allowed_doc_ids` (None: all) to a set of them."""
         settings = self.settings
         query = question.retrieval_text
         english = question.english
-        rows = self.stored.doc_rows(doc_id) if doc_id else None
+        rows: tuple[int, int] | np.ndarray | None = self.stored.doc_rows(doc_id) if doc_id else None
+        if allowed_doc_ids is not None:
+            rows = self._allowed_rows(allowed_doc_ids & {doc_id} if doc_id else allowed_doc_ids)
         pool = max(settings.candidate_pool, k)
         rankings: list[Ranking] = []
         weights: list[float] = []
@@ -192,6 +196,14 @@ class Searcher:
             own_vector, context_vector = space.encoder.encode_queries([question.text, question.context])
         return Retrieval(question, hits, query_vector, space.sentence_vectors, own_vector, context_vector)
 
+    def _allowed_rows(self, doc_ids: Iterable[str]) -> np.ndarray:
+        """The passage rows of these articles, ascending (rows are grouped by article)."""
+        ranges = [(info.first_row, info.first_row + info.passage_count)
+                  for doc_id in doc_ids if (info := self.stored.documents.get(doc_id)) is not None]
+        if not ranges:
+            return np.zeros(0, dtype=np.int64)
+        return np.sort(np.concatenate([np.arange(low, high, dtype=np.int64) for low, high in ranges]))
+
     def _doc_rows_map(self) -> list[str]:
         if self._doc_of_row is None:
             doc_of = [""] * self.stored.passage_count
@@ -201,7 +213,7 @@ class Searcher:
             self._doc_of_row = doc_of
         return self._doc_of_row
 
-    def _bm25_search(self, terms: list[str], pool: int, rows: tuple[int, int] | None) -> Ranking:
+    def _bm25_search(self, terms: list[str], pool: int, rows: tuple[int, int] | np.ndarray | None) -> Ranking:
         bm25 = self._bm25
         ids = bm25.get_tokens_ids(terms)
         scores = bm25.get_scores_from_ids(ids) if ids else np.zeros(self.stored.passage_count, dtype=np.float32)
@@ -211,9 +223,11 @@ class Searcher:
             if title_scores is not None:
                 scores = scores + self.settings.title_weight * title_scores
         if rows is not None:
-            low, high = rows
             mask = np.zeros_like(scores)
-            mask[low:high] = 1
+            if isinstance(rows, tuple):
+                mask[rows[0]:rows[1]] = 1
+            else:
+                mask[rows] = 1
             scores = scores * mask
         return top_rows(scores, pool)
 
@@ -330,13 +344,20 @@ def _similarities(index: VectorIndex | None, vector: np.ndarray | None, rows: Se
     return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32), strict=True)}
 
 
-def _faiss_search(index: VectorIndex, vector: np.ndarray, k: int, rows: tuple[int, int] | None) -> Ranking:
+def _faiss_search(index: VectorIndex, vector: np.ndarray, k: int,
+                  rows: tuple[int, int] | np.ndarray | None) -> Ranking:
+    """The `k` nearest rows; `rows` admits only a range of rows, or only the rows listed."""
     k = min(k, index.ntotal)
     if k <= 0:
         return []
     query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
     if rows is None:
         scores, ids = index.search(query, k)
+    elif isinstance(rows, np.ndarray):
+        if len(rows) == 0:
+            return []
+        selector = faiss.IDSelectorBatch(rows)  # held here: the parameters do not keep it alive
+        scores, ids = index.search(query, min(k, len(rows)), params=selecting(selector))
     else:
         params = selecting(faiss.IDSelectorRange(rows[0], rows[1]))
         scores, ids = index.search(query, min(k, rows[1] - rows[0]), params=params)

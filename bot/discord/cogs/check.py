@@ -107,7 +107,9 @@ class Check(commands.Cog):
 
     async def _reply(self, interaction: discord.Interaction, claim: str) -> None:
         engine = self.bot.live.current  # one engine for the whole command, even if a re-index swaps it
-        checked = await asyncio.to_thread(engine.check, claim)
+        # The server's chosen sources (/config sources) bound claims as they bound answers.
+        allowed = await asyncio.to_thread(self.bot.allowed_doc_ids, engine, interaction.guild_id)
+        checked = await asyncio.to_thread(engine.check, claim, allowed_doc_ids=allowed)
         count = len(self.bot.catalog) or (await asyncio.to_thread(engine.info)).documents
         scope = "the 1 indexed article" if count == 1 else f"all {count} indexed articles"
         for embeds in check_messages(checked, scope):

@@ -98,6 +98,8 @@ class Sources(commands.Cog):
     @app_commands.describe(query="Words or a question to look for")
     async def search(self, interaction: discord.Interaction, query: str) -> None:
         await interaction.response.defer(thinking=True)
-        hits = await asyncio.to_thread(self.bot.live.current.search, query, k=SEARCH_RESULTS)
+        engine = self.bot.live.current
+        allowed = await asyncio.to_thread(self.bot.allowed_doc_ids, engine, interaction.guild_id)
+        hits = await asyncio.to_thread(engine.search, query, k=SEARCH_RESULTS, allowed_doc_ids=allowed)
         await send_pages(interaction, formatting.search_pages(query, hits))
 
