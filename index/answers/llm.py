@@ -54,13 +54,9 @@ class ChatClient:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        headers = {"Accept": "application/json"}
+        self._headers = {"Accept": "application/json"}
         if endpoint.api_key is not None:
-            headers["Authorization"] = f"Bearer {endpoint.api_key.get_secret_value()}"
-        self._http = httpx.Client(headers=headers, timeout=endpoint.timeout_seconds, follow_redirects=False)
-
-    def close(self) -> None:
-        self._http.close()
+            self._headers["Authorization"] = f"Bearer {endpoint.api_key.get_secret_value()}"
 
     def chunks(self, messages: list[dict[str, str]], *, stream: bool) -> Iterator[str]:
         """The reply's text, in pieces as they arrive (one piece when not streaming)."""
@@ -70,7 +66,10 @@ class ChatClient:
         body = {"model": self.endpoint.model, "messages": messages, "temperature": 0, "stream": stream}
         url = f"{self.endpoint.base_url}/chat/completions"
         try:
-            with self._http.stream("POST", url, json=body) as response:
+            # A client per answer: an engine is swapped at every re-index and nothing would close a kept
+            # one; a new connection costs little beside seconds of generation.
+            with httpx.Client(headers=self._headers, timeout=self.endpoint.timeout_seconds,
+                              follow_redirects=False) as http, http.stream("POST", url, json=body) as response:
                 self._check_status(response)
                 # A server that cannot stream may answer whole; that is one piece.
                 if not stream or response.headers.get("content-type", "").startswith("application/json"):
