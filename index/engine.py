@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import numbers
 import threading
 import time
@@ -17,6 +18,7 @@ from index import __version__
 from index.answers.compose import Answer, AnswerPolicy, compose_answer
 from index.answers.features import CorpusFacts
 from index.answers.scorer import AnswerScorer
+from index.answers.timeline import TimelineEvent, build_timeline
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
 from index.retrieval.question import ParsedQuestion, parse_question
 from index.retrieval.search import Hit, Retrieval, Searcher
@@ -45,6 +47,7 @@ class IndexInfo:
 # Raw text longer than this many times the limit cannot clean down to it in any realistic case, so it
 # is refused before the (linear, but slow in Python) cleaning.
 _RAW_LENGTH_FACTOR = 4
+TIMELINE_PASSAGES = 20
 
 
 def clean_question(text: str, max_chars: int) -> str:
@@ -98,6 +101,14 @@ def checked_k(k: object, max_k: int) -> int | None:
     return int(k)
 
 
+def checked_as_of(as_of: object) -> dt.date | None:
+    if as_of is None or (isinstance(as_of, dt.date) and not isinstance(as_of, dt.datetime)):
+        return as_of
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    raise InvalidQuestionError("The asking date must be a date (YYYY-MM-DD).")
+
+
 def check_doc_id(doc_id: object) -> None:
     if doc_id is not None and not isinstance(doc_id, str):
         raise InvalidQuestionError("The source id must be text, one of the ids `verbatim sources` lists.")
@@ -134,9 +145,10 @@ class Engine:
         return cls(settings, stored, encoders, policy)
 
     def ask(self, question: str, *, k: int | None = None, doc_id: str | None = None,
-            context: str | None = None) -> Answer:
+            context: str | None = None, as_of: dt.date | None = None) -> Answer:
+        """`as_of`: answer as on that day (time words read against it; later sources not known yet)."""
         started = time.perf_counter()
-        parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context)
+        parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context, as_of=as_of)
         retrieved = time.perf_counter()
         answer = compose_answer(parsed, retrieval, self.facts, self.policy)
         done = time.perf_counter()
@@ -148,7 +160,8 @@ class Engine:
         return replace(answer, timings_ms=timings)
 
     def retrieve_for_answer(self, question: str, *, k: int | None = None, doc_id: str | None = None,
-                            context: str | None = None) -> tuple[ParsedQuestion, Retrieval]:
+                            context: str | None = None,
+                            as_of: dt.date | None = None) -> tuple[ParsedQuestion, Retrieval]:
         """The checked, parsed question and the passages an answer to it weighs (what `ask` and
         training both start from)."""
         question = clean_question(question, self.settings.max_question_chars)
@@ -160,17 +173,28 @@ class Engine:
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)
-        parsed = parse_question(question, context)
+        parsed = parse_question(question, context, as_of=checked_as_of(as_of))
         # Answers weigh every sentence of the best few passages, however few the caller asked for.
         k = max(k or self.settings.top_k, self.policy.candidate_passages)
         return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id)
 
-    def search(self, query: str, *, k: int | None = None, doc_id: str | None = None) -> list[Hit]:
+    def timeline(self, topic: str, *, as_of: dt.date | None = None, limit: int = 12) -> list[TimelineEvent]:
+        """The dated events about `topic`, oldest first, each a quoted, cited sentence (see
+        index/answers/timeline.py); `as_of` leaves out what was published after that day."""
+        topic = clean_question(topic, self.settings.max_question_chars)
+        parsed = parse_question(topic, as_of=checked_as_of(as_of))
+        # A timeline spans many reports: read more passages than one answer does.
+        retrieval = self.searcher.retrieve(parsed, k=max(TIMELINE_PASSAGES, self.settings.top_k))
+        return build_timeline(retrieval, self.facts, limit)
+
+    def search(self, query: str, *, k: int | None = None, doc_id: str | None = None,
+               as_of: dt.date | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)
-        return self.searcher.retrieve(parse_question(query), k=k or self.settings.top_k, doc_id=doc_id).hits
+        parsed = parse_question(query, as_of=checked_as_of(as_of))
+        return self.searcher.retrieve(parsed, k=k or self.settings.top_k, doc_id=doc_id).hits
 
     def sources(self) -> list[DocumentInfo]:
         return list(self.stored.documents.values())
