@@ -16,6 +16,7 @@ from bot.discord.cogs.about import About
 from bot.discord.cogs.admin import Admin
 from bot.discord.cogs.ask import Ask
 from bot.discord.cogs.sources import Sources
+from bot.discord.cogs.timeline import Timeline
 from bot.discord.cooldown import QuestionBudget
 from bot.discord.errors import NONE, StartupError, VerbatimTree
 from index.engine import LiveEngine
@@ -50,7 +51,7 @@ class VerbatimBot(commands.Bot):
         self.question_budget = QuestionBudget(settings.ask_burst, settings.ask_window_seconds)
 
     async def setup_hook(self) -> None:
-        for cog in (Ask(self), Sources(self), Admin(self), About(self)):
+        for cog in (Ask(self), Sources(self), Admin(self), About(self), Timeline(self)):
             await self.add_cog(cog)
         await asyncio.to_thread(self.catalog.refresh, self.live.current)
         guild_id = self.settings.discord_guild_id

@@ -63,8 +63,17 @@ class Count:
     of_people: bool
 
 
+_COUNTED = re.compile(r"(?:\b(?:how\s+many|number\s+of)|كم\s+عدد|كم|عدد)\s+(?P<what>.+?)(?=\s+(?:in|at|on|during|"
+                      r"across|according|by|since|from|after|before|over|under|near|among|throughout|في|منذ|بعد|قبل|"
+                      r"حسب|وفق|خلال)(?!\w)|[?.!,؟،]|$)", re.I)
+
+
 def count_asked(question: ParsedQuestion) -> Count:
-    words = frozenset(term for term, weight in question.terms.items() if weight == 1.0)
+    """What "How many *people died* in the floods?" counts: the words after "how many", up to the
+    place or time it asks about (all the question's words when it has no "how many": "the toll")."""
+    phrase = _COUNTED.search(question.topic_text or question.text)
+    words = frozenset(analyse(phrase.group("what"))) if phrase else frozenset(
+        term for term, weight in question.terms.items() if weight == 1.0)
     nouns = words - _CASUALTY_WORDS - _PEOPLE_WORDS
     return Count(nouns, not nouns and bool(words & (_CASUALTY_WORDS | _PEOPLE_WORDS)))
 
@@ -72,7 +81,7 @@ def count_asked(question: ParsedQuestion) -> Count:
 def figure_in(sentence: str, count: Count) -> tuple[str, int] | None:
     """The first figure in `sentence` that counts what was asked (never a year, a day of a month or a
     percentage): its neighbouring words name the question's nouns, or, for a question about people or the
-    dead, the figure is of deaths or people ("830 deaths", "973 civilians", "the toll rose to 41.")."""
+    dead, the figure is of deaths or people ("830 deaths", "973 civilians", "the toll … rose to 41,")."""
     for match in _FIGURE.finditer(sentence):
         value = int(match.group("n").replace(",", ""))
         before = _WORD.findall(sentence[:match.start("n")])[-_WINDOW:]
@@ -88,8 +97,9 @@ def figure_in(sentence: str, count: Count) -> tuple[str, int] | None:
                 return match.group().strip(), value
         elif count.of_people:
             counted = set(analyse(after[0])) if after and rest[:1].isalpha() else set()
+            clause = re.split(r"[,;:]", sentence[:match.start("n")])[-1]  # "the death toll … rose to 27"
             if counted & (_CASUALTY_WORDS | _PEOPLE_WORDS) or (
-                    not counted and set(analyse(" ".join(before))) & _CASUALTY_WORDS):
+                    not counted and set(analyse(clause)) & _CASUALTY_WORDS):
                 return match.group().strip(), value
     return None
 
@@ -105,8 +115,11 @@ def figure_history(question: ParsedQuestion, ranked: Sequence[tuple[Candidate, f
         return []
     found: list[_Found] = []
     for candidate, probability in ranked:
-        if probability < floor:
-            break
+        # Another report of the same count need not read like the best answer to the scorer ("the toll
+        # rose to 27" does not say "people died"), but it must come from a passage retrieved for the
+        # question whose article names everything the question names, or come close to the best.
+        if probability < floor and candidate.missing_names:
+            continue
         figure = figure_in(candidate.text, count)
         if figure is None or any(f.value == figure[1] for f in found):
             continue
