@@ -173,7 +173,7 @@ class Engine:
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)
-        parsed = parse_question(question, context, as_of=checked_as_of(as_of))
+        parsed = parse_question(question, context, as_of=checked_as_of(as_of), dated_sources=self.searcher.dated)
         # Answers weigh every sentence of the best few passages, however few the caller asked for.
         k = max(k or self.settings.top_k, self.policy.candidate_passages)
         return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id)
@@ -182,7 +182,7 @@ class Engine:
         """The dated events about `topic`, oldest first, each a quoted, cited sentence (see
         index/answers/timeline.py); `as_of` leaves out what was published after that day."""
         topic = clean_question(topic, self.settings.max_question_chars)
-        parsed = parse_question(topic, as_of=checked_as_of(as_of))
+        parsed = parse_question(topic, as_of=checked_as_of(as_of), dated_sources=self.searcher.dated)
         # A timeline spans many reports: read more passages than one answer does.
         retrieval = self.searcher.retrieve(parsed, k=max(TIMELINE_PASSAGES, self.settings.top_k))
         return build_timeline(retrieval, self.facts, limit)
@@ -193,7 +193,7 @@ class Engine:
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)
-        parsed = parse_question(query, as_of=checked_as_of(as_of))
+        parsed = parse_question(query, as_of=checked_as_of(as_of), dated_sources=self.searcher.dated)
         return self.searcher.retrieve(parsed, k=k or self.settings.top_k, doc_id=doc_id).hits
 
     def sources(self) -> list[DocumentInfo]:

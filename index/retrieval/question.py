@@ -75,13 +75,14 @@ class ParsedQuestion:
 
 
 def parse_question(text: str, context: str | None = None, *, asked_on: dt.date | None = None,
-                   as_of: dt.date | None = None) -> ParsedQuestion:
+                   as_of: dt.date | None = None, dated_sources: bool = True) -> ParsedQuestion:
     """Read a cleaned question (see `index.engine.clean_question`) and the earlier one, if any.
 
     Time words are read against `as_of` (an asking date in the past: sources published after it are
-    not known yet), else `asked_on` (default: today, UTC)."""
+    not known yet), else `asked_on` (default: today, UTC). Over sources without dates
+    (`dated_sources=False`: encyclopaedia paragraphs, say) they are ordinary words: "the last dynasty"."""
     asked = as_of or asked_on or dt.datetime.now(dt.UTC).date()
-    time, topic = read_time_words(text, asked)
+    time, topic = read_time_words(text, asked) if dated_sources else (None, text)
     if as_of is not None:
         time = TimeFrame(time.start if time else None, min(time.end or as_of, as_of) if time else as_of,
                          time.newest if time else False, time.words if time else ())

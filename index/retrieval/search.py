@@ -200,6 +200,11 @@ class Searcher:
             own_vector, context_vector = space.encoder.encode_queries([own_text, question.context])
         return Retrieval(question, hits, query_vector, space.sentence_vectors, own_vector, context_vector, note)
 
+    @property
+    def dated(self) -> bool:
+        """Whether any indexed article has a publication date (else time words are only words)."""
+        return bool(self._days_of_rows().any())
+
     def _days_of_rows(self) -> np.ndarray:
         """Each passage's article date as a day ordinal (0: undated), for time words."""
         if self._row_days is None:

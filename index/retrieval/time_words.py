@@ -148,8 +148,8 @@ def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] |
 # ---------------------------------------------------------------- questions
 
 _NEWEST = re.compile(
-    rf"{_B}(?:(?:the\s+)?(?:latest|newest|most\s+recent(?:ly)?|so\s+far|until\s+now|to\s+date|right\s+now|"
-    rf"at\s+the\s+moment|currently|now)|as\s+of\s+now"
+    rf"{_B}(?:(?:the\s+)?(?:latest|newest|most\s+recent(?:ly)?|so\s+far|until\s+now|right\s+now|"
+    rf"at\s+the\s+moment|currently)|as\s+of\s+now|(?:to\s+date|now)(?=\s*[?.!,;]|\s*$)"
     rf"|حتى\s+الآن|حتى\s+الان|لحد\s+الآن|الآن|الان|حاليا|حالياً|أحدث|احدث|آخر|اخر|الأخيرة|الاخيرة){_E}",
     re.I,
 )
@@ -159,7 +159,8 @@ _RELATIVE = re.compile(
     rf"|هذا\s+الشهر|الشهر\s+الماضي|هذا\s+العام|العام\s+الماضي|هذه\s+السنة|السنة\s+الماضية)){_E}",
     re.I,
 )
-_BOUNDED = re.compile(rf"{_B}(?P<how>before|after|since|until|by|قبل|بعد|منذ|حتى)\s+(?:the\s+)?{_DATE}{_E}", re.I)
+_BOUNDED = re.compile(rf"{_B}(?P<how>before|after|since|until|by|as\s+of|قبل|بعد|منذ|حتى)\s+(?:the\s+)?{_DATE}{_E}",
+                      re.I)
 _ON_DAY = re.compile(rf"{_B}(?:(?:on|in|during|في|خلال)\s+(?:the\s+)?|(?:يوم\s+))?{_DATE}{_E}", re.I)
 _ON_WEEKDAY = re.compile(rf"{_B}(?:on\s+(?:last\s+)?|last\s+|يوم\s+)(?P<wd>{_WEEKDAY}){_E}", re.I)
 
@@ -213,14 +214,14 @@ def read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
         span = date_span(match, asked)
         if span is None:
             continue
-        how = match.group("how").lower()
+        how = " ".join(match.group("how").lower().split())
         if how in {"before", "قبل"}:
             narrow(None, span[0] - dt.timedelta(days=1))
         elif how in {"after", "بعد"}:
             narrow(span[1] + dt.timedelta(days=1), None)
         elif how in {"since", "منذ"}:
             narrow(span[0], asked)
-        else:  # until, by, حتى
+        else:  # until, by, as of, حتى
             narrow(None, span[1])
         spans.append(match.span())
         words.append(match.group())

@@ -92,3 +92,14 @@ def test_as_of_sets_the_asking_day_and_closes_the_range():
 def test_sentence_dates(sentence, published, day, named, earlier):
     when = sentence_date(sentence, published)
     assert (when.day, when.named, when.earlier) == (day, named, earlier)
+
+
+def test_over_undated_sources_time_words_are_only_words():
+    parsed = parse_question("ما اسم اخر سلالة ملكية في الصين؟", asked_on=ASKED, dated_sources=False)
+    assert parsed.time is None and parsed.retrieval_text == "ما اسم اخر سلالة ملكية في الصين؟"
+
+
+@pytest.mark.parametrize("question", ["What helps scientists to date fossils?",
+                                      "The Charter and the Convention now co-exist under what?"])
+def test_words_that_only_look_like_time_words(question):
+    assert read_time_words(question, ASKED)[0] is None
