@@ -96,7 +96,7 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
     scored = score_candidates(question, retrieval, sources, policy)
     if question.context and retrieval.context_vector is not None and scored:
         # A follow-up wants what the earlier answer did not say: that answer's sentence goes last.
-        earlier_question = parse_question(question.context)
+        earlier_question = parse_question(question.context, asked_on=question.asked_on)
         earlier = score_candidates(earlier_question, replace(retrieval, question=earlier_question,
                                                              query_vector=retrieval.context_vector,
                                                              own_vector=None, context_vector=None),
