@@ -193,7 +193,13 @@ def _relative_range(word: str, asked: dt.date) -> tuple[dt.date, dt.date]:
 
 def read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
     """The question's time frame (None when it has no time words) and the question without them."""
-    text = text.translate(_DIGITS)
+    try:
+        return _read_time_words(text.translate(_DIGITS), asked)
+    except (OverflowError, ValueError):  # "yesterday" asked as of 1 January of year 1: no such day
+        return None, text
+
+
+def _read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
     start: dt.date | None = None
     end: dt.date | None = None
     newest = False
@@ -313,17 +319,26 @@ def sentence_date(sentence: str, published: str | None) -> SentenceDate:
     earlier when the sentence reports earlier figures."""
     reference = iso_day(published)
     earlier = bool(_EARLIER.search(sentence))
-    if reference is not None:
-        for match in _SENTENCE_DATE.finditer(sentence.translate(_DIGITS)):
-            if match.group("lead"):
-                continue
-            if match.group("wd"):
-                day = _latest_weekday(WEEKDAYS[match.group("wd").lower()], reference,
-                                      before=match.group().lower().startswith("last"))
-                return SentenceDate(day, True, False)
-            if match.group("m3") and not match.group("y3"):
-                continue  # a month alone ("in March") is too loose to date a report
-            span = date_span(match, reference)
-            if span is not None and span[0] == span[1]:
-                return SentenceDate(span[0], True, False)
+    try:
+        named = _named_day(sentence, reference) if reference is not None else None
+    except (OverflowError, ValueError):  # an article dated at the edge of the calendar
+        named = None
+    if named is not None:
+        return SentenceDate(named, True, False)
     return SentenceDate(reference, False, earlier and reference is not None)
+
+
+def _named_day(sentence: str, reference: dt.date) -> dt.date | None:
+    """The single day a sentence names, read against its article's date."""
+    for match in _SENTENCE_DATE.finditer(sentence.translate(_DIGITS)):
+        if match.group("lead"):
+            continue
+        if match.group("wd"):
+            return _latest_weekday(WEEKDAYS[match.group("wd").lower()], reference,
+                                   before=match.group().lower().startswith("last"))
+        if match.group("m3") and not match.group("y3"):
+            continue  # a month alone ("in March") is too loose to date a report
+        span = date_span(match, reference)
+        if span is not None and span[0] == span[1]:
+            return span[0]
+    return None

@@ -103,3 +103,22 @@ def test_over_undated_sources_time_words_are_only_words():
                                       "The Charter and the Convention now co-exist under what?"])
 def test_words_that_only_look_like_time_words(question):
     assert read_time_words(question, ASKED)[0] is None
+
+
+def test_nothing_typed_or_dated_at_the_calendar_edges_crashes():
+    import random
+
+    from index.answers.figures import Count, figure_in
+
+    words = ("on in since before after until by as of last this week month year today yesterday now latest so far "
+             "March May 9 31 29 February 2024 1,000 ، ؟ اليوم أمس آذار في قبل منذ حتى الآن آخر Sunday Monday , . ? "
+             "2026-02-30 0001-01-01 9999-12-31 ٩ ٢٠٢٥ deaths killed people 12 %").split()
+    pick = random.Random(11)  # noqa: S311 - repeatable texts, not a secret
+    for _ in range(2000):
+        text = " ".join(pick.choice(words) for _ in range(pick.randint(0, 10)))
+        for asked in (D(1, 1, 1), D(1, 1, 20), D(9999, 12, 31), ASKED):
+            read_time_words(text, asked)
+        sentence_date(text, pick.choice([None, "garbage", "0001-01-01", "0001-01-03", "9999-12-31", "2026-03-09"]))
+        figure_in(text, Count(frozenset({"peopl"}), False))
+        figure_in(text, Count(frozenset(), True))
+    assert read_time_words("What happened yesterday?", D(1, 1, 1)) == (None, "What happened yesterday?")
