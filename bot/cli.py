@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import sys
@@ -55,6 +56,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 # The engine checks the range (1 to MAX_K), so the limit is set in one place.
 KOption = Annotated[int | None, typer.Option("--k", help="Passages to retrieve (default: TOP_K; at most MAX_K).")]
 SourceOption = Annotated[str | None, typer.Option("--source", help="Only this document id (see `verbatim sources`).")]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option("--as-of", help="Ask as on this day, YYYY-MM-DD: time words are read against it and later "
+                                 "sources are not known yet (default: today)."),
+]
 T = TypeVar("T")
 
 
@@ -272,11 +278,13 @@ def ask(
     k: KOption = None,
     source: SourceOption = None,
     index_dir: IndexDirOption = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Answer a question with quotations from the sources, each cited."""
     question, source = text_argument(question), source and text_argument(source)
+    asked_on = parse_as_of(as_of, as_json=as_json)
     engine = open_engine(index_dir, as_json=as_json)
-    answer = guarded(lambda: engine.ask(question, k=k, doc_id=source), as_json=as_json)
+    answer = guarded(lambda: engine.ask(question, k=k, doc_id=source, as_of=asked_on), as_json=as_json)
     if as_json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
     else:
@@ -289,7 +297,8 @@ def print_answer(answer: Answer) -> None:
     out.print(escape(answer.text), highlight=False)
     out.print()
     for citation in answer.citations:
-        meta = " — ".join(part for part in [citation.title, citation.source, citation.published] if part)
+        meta = " — ".join(part for part in [citation.title, citation.source, citation.published or "undated"]
+                          if part)
         out.print(f"[bold][{citation.n}][/] {escape(meta)}", highlight=False)
         out.print(f"    “{escape(citation.quote)}”", highlight=False)
         if citation.url:
@@ -297,6 +306,41 @@ def print_answer(answer: Answer) -> None:
     if answer.worded_by_model:
         out.print(f"[dim]{WRITTEN_NOTE}[/]")
     out.print(f"[dim]{answer.timings_ms.get('total', 0):.0f} ms[/]")
+
+
+def parse_as_of(value: str | None, *, as_json: bool = False) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text_argument(value).strip())
+    except ValueError:
+        fail(f"--as-of takes a day as YYYY-MM-DD, not {value!r}.", as_json=as_json, code=2)
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def timeline(
+    topic: Annotated[str, typer.Argument(help="What the timeline is about, in quotes.")],
+    as_json: JsonOption = False,
+    as_of: AsOfOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=50, help="Events to show at most.")] = 12,
+    index_dir: IndexDirOption = None,
+) -> None:
+    """The dated events about TOPIC in date order, each a quoted sentence with its source."""
+    topic = text_argument(topic)
+    asked_on = parse_as_of(as_of, as_json=as_json)
+    engine = open_engine(index_dir, as_json=as_json)
+    events = guarded(lambda: engine.timeline(topic, as_of=asked_on, limit=limit), as_json=as_json)
+    if as_json:
+        print(json.dumps([event.to_json() for event in events], ensure_ascii=False))
+        return
+    if not events:
+        out.print("No dated passage about that was found.")
+    for event in events:
+        c = event.citation
+        meta = " — ".join(part for part in [c.title, c.source, c.published or "undated"] if part)
+        out.print(f"[bold]{event.date}[/]  “{escape(event.quote)}” [{c.n}]", highlight=False)
+        out.print(f"            [dim]{escape(meta)}{' — ' + escape(c.url) if c.url else ''}[/]", highlight=False)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import numbers
 import threading
 import time
@@ -18,6 +19,7 @@ from index.answers.claims import DEFAULT_THRESHOLDS, ClaimCheck, ClaimThresholds
 from index.answers.compose import Answer, AnswerPolicy, compose_answer, score_candidates
 from index.answers.features import CorpusFacts
 from index.answers.scorer import AnswerScorer
+from index.answers.timeline import TimelineEvent, build_timeline
 from index.errors import IndexMismatchError, InvalidQuestionError, ReindexInProgressError, VerbatimError
 from index.retrieval.question import ParsedQuestion, parse_question
 from index.retrieval.search import Hit, Retrieval, Searcher
@@ -48,6 +50,7 @@ class IndexInfo:
 # Raw text longer than this many times the limit cannot clean down to it in any realistic case, so it
 # is refused before the (linear, but slow in Python) cleaning.
 _RAW_LENGTH_FACTOR = 4
+TIMELINE_PASSAGES = 20
 
 
 def clean_question(text: str, max_chars: int) -> str:
@@ -110,6 +113,14 @@ def checked_k(k: object, max_k: int) -> int | None:
     return int(k)
 
 
+def checked_as_of(as_of: object) -> dt.date | None:
+    if as_of is None or (isinstance(as_of, dt.date) and not isinstance(as_of, dt.datetime)):
+        return as_of
+    if isinstance(as_of, dt.datetime):
+        return as_of.date()
+    raise InvalidQuestionError("The asking date must be a date (YYYY-MM-DD).")
+
+
 def check_doc_id(doc_id: object) -> None:
     if doc_id is not None and not isinstance(doc_id, str):
         raise InvalidQuestionError("The source id must be text, one of the ids `verbatim sources` lists.")
@@ -147,13 +158,14 @@ class Engine:
         return cls(settings, stored, encoders, policy)
 
     def ask(self, question: str, *, k: int | None = None, doc_id: str | None = None,
-            context: str | None = None, allowed_doc_ids: frozenset[str] | None = None,
-            on_written: OnWritten | None = None) -> Answer:
-        """`allowed_doc_ids` (None: all) limits the answer to those articles, e.g. a server's chosen sources.
+            context: str | None = None, as_of: dt.date | None = None,
+            allowed_doc_ids: frozenset[str] | None = None, on_written: OnWritten | None = None) -> Answer:
+        """`as_of`: answer as on that day (time words read against it; later sources not known yet).
+        `allowed_doc_ids` (None: all) limits the answer to those articles, e.g. a server's chosen sources.
         With ANSWER_MODE=llm, `on_written` (if given) gets the written answer so far whenever another
         sentence of it has passed its check, while the model streams (see index/answers/llm.py)."""
         started = time.perf_counter()
-        parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context,
+        parsed, retrieval = self.retrieve_for_answer(question, k=k, doc_id=doc_id, context=context, as_of=as_of,
                                                      allowed_doc_ids=allowed_doc_ids)
         retrieved = time.perf_counter()
         scored = score_candidates(parsed, retrieval, self.facts, self.policy)
@@ -174,6 +186,7 @@ class Engine:
 
     def retrieve_for_answer(self, question: str, *, k: int | None = None, doc_id: str | None = None,
                             context: str | None = None,
+                            as_of: dt.date | None = None,
                             allowed_doc_ids: frozenset[str] | None = None) -> tuple[ParsedQuestion, Retrieval]:
         """The checked, parsed question and the passages an answer to it weighs (what `ask` and
         training both start from)."""
@@ -186,7 +199,7 @@ class Engine:
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)
-        parsed = parse_question(question, context)
+        parsed = parse_question(question, context, as_of=checked_as_of(as_of), dated_sources=self.searcher.dated)
         # Answers weigh every sentence of the best few passages, however few the caller asked for.
         k = max(k or self.settings.top_k, self.policy.candidate_passages)
         return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id, allowed_doc_ids=allowed_doc_ids)
@@ -205,13 +218,25 @@ class Engine:
                                             "judge": round((done - retrieved) * 1000, 2),
                                             "total": round((done - started) * 1000, 2)})
 
+    def timeline(self, topic: str, *, as_of: dt.date | None = None, limit: int = 12,
+                 allowed_doc_ids: frozenset[str] | None = None) -> list[TimelineEvent]:
+        """The dated events about `topic`, oldest first, each a quoted, cited sentence (see
+        index/answers/timeline.py); `as_of` leaves out what was published after that day."""
+        topic = clean_question(topic, self.settings.max_question_chars)
+        parsed = parse_question(topic, as_of=checked_as_of(as_of), dated_sources=self.searcher.dated)
+        # A timeline spans many reports: read more passages than one answer does.
+        retrieval = self.searcher.retrieve(parsed, k=max(TIMELINE_PASSAGES, self.settings.top_k),
+                                           allowed_doc_ids=allowed_doc_ids)
+        return build_timeline(retrieval, self.facts, limit)
+
     def search(self, query: str, *, k: int | None = None, doc_id: str | None = None,
-               allowed_doc_ids: frozenset[str] | None = None) -> list[Hit]:
+               as_of: dt.date | None = None, allowed_doc_ids: frozenset[str] | None = None) -> list[Hit]:
         query = clean_question(query, self.settings.max_question_chars)
         k = checked_k(k, self.settings.max_k)
         check_doc_id(doc_id)
         self._check_doc(doc_id)
-        return self.searcher.retrieve(parse_question(query), k=k or self.settings.top_k, doc_id=doc_id,
+        parsed = parse_question(query, as_of=checked_as_of(as_of), dated_sources=self.searcher.dated)
+        return self.searcher.retrieve(parsed, k=k or self.settings.top_k, doc_id=doc_id,
                                       allowed_doc_ids=allowed_doc_ids).hits
 
     def sources(self) -> list[DocumentInfo]:

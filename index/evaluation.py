@@ -12,6 +12,7 @@ Question files are JSON Lines, one question a line (the formats of `../shared/da
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
@@ -38,6 +39,7 @@ class EvalQuestion:
     evidence: tuple[str, ...] = ()
     answerable: bool | None = None  # None: the file does not say
     expected: tuple[str, ...] = ()  # any one of these in the answer text counts as right
+    asked_on: dt.date | None = None  # `question_date` or `asked_at`: the question is asked as on that day
 
 
 def parse_question(record: dict, where: str = "") -> EvalQuestion:
@@ -60,7 +62,18 @@ def parse_question(record: dict, where: str = "") -> EvalQuestion:
         evidence=evidence,
         answerable=answerable,
         expected=tuple(dict.fromkeys(expected)),
+        asked_on=_asked_on(record, where),
     )
+
+
+def _asked_on(record: dict, where: str) -> dt.date | None:
+    value = record.get("question_date") or record.get("asked_at")
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        raise VerbatimError(f"{where}: `question_date`/`asked_at` must be a date, YYYY-MM-DD") from None
 
 
 def _strings(record: dict, key: str, where: str) -> list[str]:
@@ -268,10 +281,10 @@ def evaluate(engine, questions: Sequence[EvalQuestion], k: int = 10,
     passages_for_ranking = max(engine.settings.candidate_pool, 5 * k)
     results: list[QuestionResult] = []
     for number, item in enumerate(questions, start=1):
-        answer = engine.ask(item.question)
+        answer = engine.ask(item.question, as_of=item.asked_on)
         ranked: tuple[str, ...] = ()
         if item.evidence:
-            hits = engine.search(item.question, k=passages_for_ranking)
+            hits = engine.search(item.question, k=passages_for_ranking, as_of=item.asked_on)
             ranked = tuple(document_ranking(hit.doc_id for hit in hits))
         results.append(
             QuestionResult(

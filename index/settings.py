@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     doc_aggregation: Literal["max", "sum"] = "max"
     duplicate_threshold: float = Field(0.9, ge=0.5, le=1.0)
     reranker_candidates: int = Field(20, ge=1, le=200)
+    # "latest", "so far", "now": how much a newer article may outrank a more relevant older one (0: not at all)
+    recency_weight: float = Field(0.3, ge=0.0, le=10.0)
 
     # Adding articles by address
     fetch_timeout_seconds: float = Field(15.0, gt=0, le=300)

@@ -19,6 +19,7 @@ from bot.discord.cogs.check import Check
 from bot.discord.cogs.config import Config
 from bot.discord.cogs.feedback import Feedback, QuotesButton, VoteButton
 from bot.discord.cogs.sources import Sources
+from bot.discord.cogs.timeline import Timeline
 from bot.discord.cooldown import QuestionBudget, ServerBudgets
 from bot.discord.errors import NONE, StartupError, VerbatimTree
 from bot.health import Health, serve_health
@@ -65,7 +66,8 @@ class VerbatimBot(commands.Bot):
         self.servers = ServerSettingsStore(connect_state(settings.data_dir))
 
     async def setup_hook(self) -> None:
-        for cog in (Ask(self), Sources(self), Admin(self), About(self), Feedback(self), Config(self)):
+        for cog in (Ask(self), Sources(self), Admin(self), About(self), Feedback(self), Config(self),
+                    Timeline(self)):
             await self.add_cog(cog)
         await self.add_cog(Check(self))  # /check and the "Check with sources" message menu
         # Buttons under answers route by their custom ids, so old messages' buttons work after a restart.

@@ -263,8 +263,10 @@ def citation_line(citation: Any) -> str:
     """`n. title — outlet, date`, the title linked to the article."""
     title = truncate(escape(one_line(citation.title) or citation.doc_id), 200)
     linked = f"[{title}]({citation.url})" if _is_link(citation.url) else title
-    outlet = outlet_line(citation)
-    return f"{citation.n}. {linked}" + (f" — {truncate(escape(outlet), 120)}" if outlet else "")
+    # A citation always says when its source was published, or that it does not say.
+    dated = _date(citation.published) or "undated"
+    outlet = ", ".join(part for part in (one_line(citation.source or ""), dated) if part)
+    return f"{citation.n}. {linked} — {truncate(escape(outlet), 120)}"
 
 
 def _is_link(url: str | None) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from index.answers.features import Candidate, Sources, candidates, source_language
+from index.answers.figures import FigureReport, figure_history
 from index.answers.scorer import AnswerScorer
 from index.retrieval.language import is_english
 from index.retrieval.question import ParsedQuestion, parse_question
@@ -60,6 +61,7 @@ class Answer:
     @property
     def worded_by_model(self) -> bool:
         return self.mode in {"llm", "llm-partial"}
+    reports: list[FigureReport] = field(default_factory=list)  # differing figures, newest report first
 
     def to_json(self) -> dict:
         return {
@@ -74,6 +76,8 @@ class Answer:
             "note": self.note,
             "confidence": self.confidence,
             "not_mentioned": self.not_mentioned,
+            "latest_report": self.reports[0].to_json() if self.reports else None,
+            "earlier_reports": [r.to_json() for r in self.reports[1:]],
         }
 
 
@@ -116,7 +120,7 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
         scored = score_candidates(question, retrieval, sources, policy)
     if question.context and retrieval.context_vector is not None and scored:
         # A follow-up wants what the earlier answer did not say: that answer's sentence goes last.
-        earlier_question = parse_question(question.context)
+        earlier_question = parse_question(question.context, asked_on=question.asked_on)
         earlier = score_candidates(earlier_question, replace(retrieval, question=earlier_question,
                                                              query_vector=retrieval.context_vector,
                                                              own_vector=None, context_vector=None),
@@ -124,9 +128,10 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
         if earlier:
             said = earlier[0].candidate.key
             scored = [s for s in scored if s.candidate.key != said] + [s for s in scored if s.candidate.key == said]
-    note = None
+    note = retrieval.note
     if not question.english and scored and is_english(source_language(scored[0].candidate.hit)):
-        note = "Your question is not in English; these are quotations from English sources."
+        note = " ".join(filter(None, [note, "Your question is not in English; these are quotations from "
+                                            "English sources."]))
     confidence = scored[0].probability if scored else 0.0
     # What the question names that none of the retrieved articles mentions: whatever they say
     # is about something else, so say that plainly and offer what they do report, marked as such.
@@ -137,6 +142,10 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
                               policy.max_sentences)
     if not picked:
         return _decline(question, scored, note, confidence, ())
+    history = figure_history(question, [(s.candidate, s.probability) for s in scored],
+                             floor=FIGURE_FLOOR * scored[0].probability, limit=policy.max_sentences + 1)
+    if history:
+        return _figures_answer(question, history, note, confidence)
     chosen = [scored[i].candidate for i in picked]
     # Read in the order the sources tell it: by the source's rank, then by position in the article.
     first_rank: dict[str, int] = {}
@@ -146,6 +155,29 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
     citations = [cite_sentence(n, s) for n, s in enumerate(chosen, start=1)]
     text = " ".join(f"{s.text} [{c.n}]" for s, c in zip(chosen, citations, strict=True))
     return Answer(question.text, True, text, citations, question.language, note=note, confidence=round(confidence, 4))
+
+
+# A sentence giving another figure for the asked count is quoted as an earlier (or later) report when
+# the scorer finds it at least this likely, relative to the best sentence, to answer the question.
+FIGURE_FLOOR = 0.1
+
+
+def _figures_answer(question: ParsedQuestion, history, note: str | None, confidence: float) -> Answer:
+    """Lead with the newest report of the asked figure, then the earlier ones, newest first, each with
+    its outlet and date; the quotes stay verbatim."""
+    citations = [cite_sentence(n, found.candidate) for n, found in enumerate(history, start=1)]
+    reports = [FigureReport(c.n, found.figure, found.value, found.when.label(), c.source)
+               for c, found in zip(citations, history, strict=True)]
+
+    def quoted(citation: Citation, report: FigureReport) -> str:
+        who = ", ".join(filter(None, [citation.source, report.date]))
+        return f"{citation.quote} [{citation.n}] ({who})"
+
+    lead = quoted(citations[0], reports[0])
+    earlier = " ".join(quoted(c, r) for c, r in zip(citations[1:], reports[1:], strict=True))
+    text = f"{lead} Earlier reports: {earlier}"
+    return Answer(question.text, True, text, citations, question.language, note=note,
+                  confidence=round(confidence, 4), reports=reports)
 
 
 def choose_sentences(ranked: Sequence[tuple[str, float]], scorer: AnswerScorer, max_sentences: int) -> list[int]:

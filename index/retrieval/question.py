@@ -6,11 +6,13 @@ word-analysed in one place, and new readings of a question (time words, say) are
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Literal
 
 from index.retrieval.language import detect_language, is_english
+from index.retrieval.time_words import TimeFrame, read_time_words
 from index.store.lexical import analyse
 
 AnswerKind = Literal["quantity", "time", "person", "place"]
@@ -50,11 +52,18 @@ class ParsedQuestion:
     terms: dict[str, float]  # analysed content words and their weights (framing words left out)
     kind: AnswerKind | None  # the kind of fact the question asks for
     names: tuple[str, ...]  # names and numbers the question mentions, as written
+    # When it is asked, and what its time words ("yesterday", "in March", "latest") or an explicit
+    # asking date (`as_of`: nothing published later is known yet) make of the sources' dates.
+    asked_on: dt.date | None = None
+    time: TimeFrame | None = None
+    topic_text: str | None = None  # the question without its time words (None: it has none)
 
     @property
     def retrieval_text(self) -> str:
-        """What retrieval searches for: a follow-up is read together with the question it follows."""
-        return f"{self.context} {self.text}" if self.context else self.text
+        """What retrieval searches for: a follow-up is read together with the question it follows; time
+        words are left out, since no article says "yesterday" about what happened yesterday."""
+        own = self.topic_text or self.text
+        return f"{self.context} {own}" if self.context else own
 
     @property
     def retrieval_terms(self) -> list[str]:
@@ -65,17 +74,31 @@ class ParsedQuestion:
         return is_english(self.language)
 
 
-def parse_question(text: str, context: str | None = None) -> ParsedQuestion:
-    """Read a cleaned question (see `index.engine.clean_question`) and the earlier one, if any."""
+def parse_question(text: str, context: str | None = None, *, asked_on: dt.date | None = None,
+                   as_of: dt.date | None = None, dated_sources: bool = True) -> ParsedQuestion:
+    """Read a cleaned question (see `index.engine.clean_question`) and the earlier one, if any.
+
+    Time words are read against `as_of` (an asking date in the past: sources published after it are
+    not known yet), else `asked_on` (default: today, UTC). Over sources without dates
+    (`dated_sources=False`: encyclopaedia paragraphs, say) they are ordinary words: "the last dynasty"."""
+    asked = as_of or asked_on or dt.datetime.now(dt.UTC).date()
+    time, topic = read_time_words(text, asked) if dated_sources else (None, text)
+    if as_of is not None:
+        time = TimeFrame(time.start if time else None, min(time.end or as_of, as_of) if time else as_of,
+                         time.newest if time else False, time.words if time else ())
+    own = topic if time is not None and time.words else text
     terms = {term: CONTEXT_WEIGHT for term in analyse(context or "") if term not in _FRAMING_WORDS}
-    terms.update({term: 1.0 for term in analyse(text) if term not in _FRAMING_WORDS})
+    terms.update({term: 1.0 for term in analyse(own) if term not in _FRAMING_WORDS})
     return ParsedQuestion(
         text=text,
         context=context,
         language=detect_language(text),
         terms=terms,
         kind=answer_kind(text),
-        names=question_names(text),
+        names=question_names(own),
+        asked_on=asked,
+        time=time,
+        topic_text=own if own != text else None,
     )
 
 

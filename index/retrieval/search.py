@@ -11,7 +11,9 @@ import faiss
 import numpy as np
 
 from index.embedders import Encoder
+from index.retrieval.dated import by_time
 from index.retrieval.question import ParsedQuestion
+from index.retrieval.time_words import iso_day
 from index.settings import Settings, reranker_name
 from index.store.build import Encoders
 from index.store.files import DocumentInfo, PassageRecord, StoredIndex
@@ -55,6 +57,7 @@ class Retrieval:
     sentence_vectors: np.ndarray | None = None  # the stored sentence vectors of that same space
     own_vector: np.ndarray | None = None  # a follow-up's own words alone, in that space
     context_vector: np.ndarray | None = None  # the earlier question alone, in that space
+    note: str | None = None  # what the reader should know about what was found (no source in the time asked)
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Ranking], k: int, weights: Sequence[float] | None = None) -> Ranking:
@@ -131,6 +134,7 @@ class Searcher:
         self._bm25: bm25s.BM25 = stored.bm25
         self._bm25_idf = _bm25_idf(self._bm25, stored.passage_count)
         self._doc_of_row: list[str] | None = None
+        self._row_days: np.ndarray | None = None
         self._titles = TitleIndex(stored)
 
     def idf(self, term: str) -> float:
@@ -161,6 +165,8 @@ class Searcher:
         if allowed_doc_ids is not None:
             rows = self._allowed_rows(allowed_doc_ids & {doc_id} if doc_id else allowed_doc_ids)
         pool = max(settings.candidate_pool, k)
+        if question.time is not None and question.time.narrows:
+            pool *= 4  # dates drop candidates after fusion: rank enough that some in the range remain
         rankings: list[Ranking] = []
         weights: list[float] = []
         multilingual = self._multilingual_space
@@ -190,11 +196,29 @@ class Searcher:
             fused = reciprocal_rank_fusion(rankings, settings.rrf_k, weights)
         if settings.doc_aggregation == "sum":
             fused = aggregate_documents(fused, self._doc_rows_map(), "sum")
+        fused, note = by_time(fused, question.time, self._days_of_rows(), settings.recency_weight)
         hits = self._hits(fused, k, query, space.index, query_vector)
         own_vector = context_vector = None
         if question.context:
-            own_vector, context_vector = space.encoder.encode_queries([question.text, question.context])
-        return Retrieval(question, hits, query_vector, space.sentence_vectors, own_vector, context_vector)
+            own_text = question.topic_text or question.text
+            own_vector, context_vector = space.encoder.encode_queries([own_text, question.context])
+        return Retrieval(question, hits, query_vector, space.sentence_vectors, own_vector, context_vector, note)
+
+    @property
+    def dated(self) -> bool:
+        """Whether any indexed article has a publication date (else time words are only words)."""
+        return bool(self._days_of_rows().any())
+
+    def _days_of_rows(self) -> np.ndarray:
+        """Each passage's article date as a day ordinal (0: undated), for time words."""
+        if self._row_days is None:
+            days = np.zeros(self.stored.passage_count, dtype=np.int64)
+            for info in self.stored.documents.values():
+                day = iso_day(info.published)
+                if day is not None:
+                    days[info.first_row:info.first_row + info.passage_count] = day.toordinal()
+            self._row_days = days
+        return self._row_days
 
     def _allowed_rows(self, doc_ids: Iterable[str]) -> np.ndarray:
         """The passage rows of these articles, ascending (rows are grouped by article)."""

@@ -220,11 +220,23 @@ def extract_html(html: str | bytes, *, url: str | None, doc_id: str, origin: str
         text=body,
         source=_optional_str(getattr(found, "sitename", None)) or _optional_str(getattr(found, "hostname", None)),
         url=url or _optional_str(getattr(found, "url", None)),
-        published=_iso_date(getattr(found, "date", None)),
+        published=_iso_date(getattr(found, "date", None)) or page_date(html, url),
         author=_optional_str(getattr(found, "author", None)),
         lang=_optional_str(getattr(found, "language", None)),
         origin=origin,
     )
+
+
+def page_date(html: str | bytes, url: str | None) -> str | None:
+    """A page's date when trafilatura found no publication date: htmldate's best guess from the page and its
+    address, a modification date included (better than none); None when the page gives no date at all."""
+    import htmldate
+
+    try:
+        found = htmldate.find_date(html, url=url, extensive_search=True, original_date=False)
+    except Exception:  # noqa: BLE001 - a hostile page: no date is the honest result
+        return None
+    return _iso_date(found) if found else None
 
 
 def read_html(path: Path) -> Article:

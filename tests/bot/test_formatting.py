@@ -104,7 +104,7 @@ def test_an_address_that_is_not_a_usable_link_is_shown_as_text(url):
     assert card.url is None
     assert {f.name: f.value for f in card.fields}["Link"] == formatting.truncate(formatting.escape(url), 1024)
     line = formatting.citation_line(Citation(1, "d", "T", "S", url, None, "q", "d#0", 0, 1))
-    assert line == "1. T — S"
+    assert line == "1. T — S, undated"  # a source without a date says so
     assert "](" not in formatting.sources_pages([doc])[0].description
 
 

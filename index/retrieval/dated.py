@@ -1,0 +1,50 @@
+"""Narrowing or favouring retrieved passages by their article's publication date (a question's `TimeFrame`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from index.retrieval.time_words import TimeFrame
+
+Ranking = list[tuple[int, float]]  # (passage row, score), best first (as in index/retrieval/search.py)
+
+
+def by_time(fused: Ranking, frame: TimeFrame | None, row_days: np.ndarray,
+            recency_weight: float) -> tuple[Ranking, str | None]:
+    """Keep the passages whose article is dated within the frame (when nothing is, keep them all and say
+    so), then, when the question wants the newest reports, lift the newer ones.
+
+    `row_days[row]` is the passage's article's date as a day ordinal, 0 when undated."""
+    if frame is None or not fused:
+        return fused, None
+    note = None
+    if frame.narrows:
+        low = frame.start.toordinal() if frame.start else 1
+        high = frame.end.toordinal() if frame.end else 10**9
+        kept = [(row, score) for row, score in fused if low <= row_days[row] <= high]
+        if kept:
+            fused = kept
+        else:
+            note = (f"No source was published {frame.describe()}; these quotes are from the closest "
+                    "sources of other dates.")
+    if frame.newest and recency_weight > 0:
+        fused = favour_recent(fused, row_days, recency_weight)
+    return fused, note
+
+
+def favour_recent(fused: Ranking, row_days: np.ndarray, weight: float) -> Ranking:
+    """Re-score by relevance (min-max over the list) plus `weight` times how new the article is among the
+    listed dated ones (0 oldest or undated, 1 newest). Order within equal scores is kept."""
+    days = [int(row_days[row]) for row, _ in fused]
+    dated = [d for d in days if d > 0]
+    if len(set(dated)) < 2:
+        return fused
+    oldest, newest = min(dated), max(dated)
+    scores = [score for _, score in fused]
+    low, high = min(scores), max(scores)
+    span = high - low or 1.0
+    rescored = [
+        (row, (score - low) / span + weight * ((day - oldest) / (newest - oldest) if day > 0 else 0.0))
+        for (row, score), day in zip(fused, days, strict=True)
+    ]
+    return sorted(rescored, key=lambda item: -item[1])

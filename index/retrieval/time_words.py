@@ -1,0 +1,344 @@
+"""Time words: what a question's "yesterday", "in March" or "latest" means, and what date a sentence names.
+
+A question's time words are read once (by `index.retrieval.question.parse_question`), against the
+time it is asked, into a `TimeFrame`: a range of publication dates to keep and/or a wish for the
+newest reports. They are then cut out of the words retrieval searches for: "yesterday" is in no
+article that happened yesterday. Sentences are dated here too ("on 9 March", "last Thursday",
+"prior reports"), for figures that changed over time and for timelines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
+
+MONTHS: dict[str, int] = {}
+for _number, _names in enumerate((
+    "january jan يناير كانون_الثاني", "february feb فبراير شباط", "march mar مارس آذار اذار",
+    "april apr أبريل ابريل نيسان", "may مايو أيار ايار", "june jun يونيو حزيران",
+    "july jul يوليو تموز", "august aug أغسطس اغسطس آب", "september sept sep سبتمبر أيلول ايلول",
+    "october oct أكتوبر اكتوبر تشرين_الأول تشرين_الاول", "november nov نوفمبر تشرين_الثاني",
+    "december dec ديسمبر كانون_الأول كانون_الاول",
+), start=1):
+    for _name in _names.split():
+        MONTHS[_name.replace("_", " ")] = _number
+WEEKDAYS: dict[str, int] = {}
+for _number, _names in enumerate((
+    "monday الاثنين الإثنين", "tuesday الثلاثاء", "wednesday الأربعاء الاربعاء", "thursday الخميس",
+    "friday الجمعة", "saturday السبت", "sunday الأحد الاحد",
+)):
+    for _name in _names.split():
+        WEEKDAYS[_name] = _number
+
+# Longest names first, so "كانون الثاني" wins over a shorter prefix.
+_MONTH = "(?:" + "|".join(sorted(map(re.escape, MONTHS), key=len, reverse=True)) + r")\.?"
+_WEEKDAY = "(?:" + "|".join(sorted(map(re.escape, WEEKDAYS), key=len, reverse=True)) + ")"
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:19|20)\d\d"
+# A date as written: 9 March [2025], March 9[, 2025], March [2025], 2025-03-09. Group names: d m y.
+_DATE = (
+    rf"(?:(?P<iso>{_YEAR}-\d\d-\d\d)"
+    rf"|(?P<d1>{_DAY})\s+(?:of\s+)?(?P<m1>{_MONTH})(?:,?\s+(?P<y1>{_YEAR}))?"
+    rf"|(?P<m2>{_MONTH})\s+(?P<d2>{_DAY})(?!\d)(?:,?\s+(?P<y2>{_YEAR}))?"
+    rf"|(?P<m3>{_MONTH})(?:\s+(?:عام\s+)?(?P<y3>{_YEAR}))?)"
+)
+_B = r"(?<![\w])"  # word start, also for Arabic (where \b would split on some letters' marks)
+_E = r"(?![\w])"
+
+
+@dataclass(frozen=True)
+class TimeFrame:
+    """What a question's time words ask for: publication dates from `start` to `end` (inclusive; None is
+    open), and/or the newest reports first."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    newest: bool = False
+    words: tuple[str, ...] = ()  # the time words as the question wrote them
+
+    @property
+    def narrows(self) -> bool:
+        return self.start is not None or self.end is not None
+
+    def contains(self, day: dt.date | None) -> bool:
+        if day is None:
+            return False
+        return (self.start is None or day >= self.start) and (self.end is None or day <= self.end)
+
+    def describe(self) -> str:
+        """The range in words, for notes: "on 2025-03-09", "from 2025-03-01 to 2025-03-31", "before …"."""
+        if self.start and self.end:
+            return f"on {self.start}" if self.start == self.end else f"from {self.start} to {self.end}"
+        if self.start:
+            return f"from {self.start} on"
+        if self.end:
+            return f"up to {self.end}"
+        return "at any date"
+
+
+def iso_day(value: str | None) -> dt.date | None:
+    """A stored publication date ("2025-03-09", maybe with a time) as a date; None when it is not one."""
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+
+
+def _month_number(name: str) -> int:
+    return MONTHS[name.lower().rstrip(".")]
+
+
+def _latest_month(month: int, asked: dt.date) -> tuple[dt.date, dt.date]:
+    """That month, in the latest year it does not lie after the asking date."""
+    year = asked.year if month <= asked.month else asked.year - 1
+    return _month_range(year, month)
+
+
+def _month_range(year: int, month: int) -> tuple[dt.date, dt.date]:
+    first = dt.date(year, month, 1)
+    following = dt.date(year + (month == 12), month % 12 + 1, 1)
+    return first, following - dt.timedelta(days=1)
+
+
+def _day(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _latest_day(month: int, day: int, asked: dt.date) -> dt.date | None:
+    """That day of the month, in the latest year it does not lie after `asked`."""
+    found = _day(asked.year, month, day)
+    if found is None or found > asked:
+        found = _day(asked.year - 1, month, day)
+    return found
+
+
+def _latest_weekday(weekday: int, asked: dt.date, *, before: bool = False) -> dt.date:
+    """The latest such weekday on or (with `before`) strictly before `asked`."""
+    back = (asked.weekday() - weekday) % 7
+    if back == 0 and before:
+        back = 7
+    return asked - dt.timedelta(days=back)
+
+
+def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] | None:
+    """The days a `_DATE` match names (a day, or a whole month), read against `asked`."""
+    groups = match.groupdict()
+    if groups.get("iso"):
+        day = iso_day(groups["iso"])
+        return (day, day) if day else None
+    for d, m, y in (("d1", "m1", "y1"), ("d2", "m2", "y2")):
+        if groups.get(m) and groups.get(d):
+            month, number = _month_number(groups[m]), int(re.sub(r"\D", "", groups[d]))
+            found = _day(int(groups[y]), month, number) if groups.get(y) else _latest_day(month, number, asked)
+            return (found, found) if found else None
+    if groups.get("m3"):
+        month = _month_number(groups["m3"])
+        return _month_range(int(groups["y3"]), month) if groups.get("y3") else _latest_month(month, asked)
+    return None
+
+
+# ---------------------------------------------------------------- questions
+
+_NEWEST = re.compile(
+    rf"{_B}(?:(?:the\s+)?(?:latest|newest|most\s+recent(?:ly)?|so\s+far|until\s+now|right\s+now|"
+    rf"at\s+the\s+moment|currently)|as\s+of\s+now|(?:to\s+date|now)(?=\s*[?.!,;]|\s*$)"
+    rf"|حتى\s+الآن|حتى\s+الان|لحد\s+الآن|الآن|الان|حاليا|حالياً|أحدث|احدث|آخر|اخر|الأخيرة|الاخيرة){_E}",
+    re.I,
+)
+_RELATIVE = re.compile(
+    rf"{_B}(?P<w>today|yesterday|(?:this|last|past)\s+(?:week|month|year)|(?:in\s+)?the\s+(?:past|last)\s+(?:week|month)"
+    rf"|اليوم|أمس|امس|البارحة|(?:في\s+)?(?:هذا\s+الأسبوع|هذا\s+الاسبوع|الأسبوع\s+الماضي|الاسبوع\s+الماضي"
+    rf"|هذا\s+الشهر|الشهر\s+الماضي|هذا\s+العام|العام\s+الماضي|هذه\s+السنة|السنة\s+الماضية)){_E}",
+    re.I,
+)
+_BOUNDED = re.compile(rf"{_B}(?P<how>before|after|since|until|by|as\s+of|قبل|بعد|منذ|حتى)\s+(?:the\s+)?{_DATE}{_E}",
+                      re.I)
+_ON_DAY = re.compile(rf"{_B}(?:(?:on|in|during|في|خلال)\s+(?:the\s+)?|(?:يوم\s+))?{_DATE}{_E}", re.I)
+_ON_WEEKDAY = re.compile(rf"{_B}(?:on\s+(?:last\s+)?|last\s+|يوم\s+)(?P<wd>{_WEEKDAY}){_E}", re.I)
+
+
+def _relative_range(word: str, asked: dt.date) -> tuple[dt.date, dt.date]:
+    word = " ".join(word.lower().split()).removeprefix("in ").removeprefix("في ")
+    monday = asked - dt.timedelta(days=asked.weekday())
+    if word in {"today", "اليوم"}:
+        return asked, asked
+    if word in {"yesterday", "أمس", "امس", "البارحة"}:
+        day = asked - dt.timedelta(days=1)
+        return day, day
+    if word in {"this week", "هذا الأسبوع", "هذا الاسبوع"}:
+        return monday, asked
+    if word in {"last week", "الأسبوع الماضي", "الاسبوع الماضي"}:
+        return monday - dt.timedelta(days=7), monday - dt.timedelta(days=1)
+    if word.endswith("week"):  # past week, the last week
+        return asked - dt.timedelta(days=7), asked
+    if word.endswith("month") and ("past" in word or "the last" in word):
+        return asked - dt.timedelta(days=31), asked
+    if word in {"this month", "هذا الشهر"}:
+        return asked.replace(day=1), asked
+    if word in {"last month", "الشهر الماضي"}:
+        end = asked.replace(day=1) - dt.timedelta(days=1)
+        return end.replace(day=1), end
+    if word in {"this year", "past year", "هذا العام", "هذه السنة"}:
+        return dt.date(asked.year, 1, 1), asked
+    return dt.date(asked.year - 1, 1, 1), dt.date(asked.year - 1, 12, 31)  # last year
+
+
+def read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
+    """The question's time frame (None when it has no time words) and the question without them."""
+    try:
+        return _read_time_words(text.translate(_DIGITS), asked)
+    except (OverflowError, ValueError):  # "yesterday" asked as of 1 January of year 1: no such day
+        return None, text
+
+
+def _read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
+    start: dt.date | None = None
+    end: dt.date | None = None
+    newest = False
+    words: list[str] = []
+    spans: list[tuple[int, int]] = []
+
+    def narrow(low: dt.date | None, high: dt.date | None) -> None:
+        nonlocal start, end
+        if low is not None:
+            start = low if start is None else max(start, low)
+        if high is not None:
+            end = high if end is None else min(end, high)
+
+    def taken(match: re.Match[str]) -> bool:
+        return any(match.start() < b and a < match.end() for a, b in spans)
+
+    for match in _BOUNDED.finditer(text):
+        span = date_span(match, asked)
+        if span is None:
+            continue
+        how = " ".join(match.group("how").lower().split())
+        if how in {"before", "قبل"}:
+            narrow(None, span[0] - dt.timedelta(days=1))
+        elif how in {"after", "بعد"}:
+            narrow(span[1] + dt.timedelta(days=1), None)
+        elif how in {"since", "منذ"}:
+            narrow(span[0], asked)
+        else:  # until, by, as of, حتى
+            narrow(None, span[1])
+        spans.append(match.span())
+        words.append(match.group())
+    for pattern in (_RELATIVE, _ON_WEEKDAY, _ON_DAY):
+        for match in pattern.finditer(text):
+            if taken(match):
+                continue
+            if pattern is _RELATIVE:
+                narrow(*_relative_range(match.group("w"), asked))
+            elif pattern is _ON_WEEKDAY:
+                day = _latest_weekday(WEEKDAYS[match.group("wd").lower()], asked,
+                                      before=match.group().lower().startswith("last"))
+                narrow(day, day)
+            else:
+                span = date_span(match, asked)
+                if span is None or (match.group("m3") and not _month_alone_is_a_date(match, text)):
+                    continue
+                narrow(*span)
+            spans.append(match.span())
+            words.append(match.group())
+    for match in _NEWEST.finditer(text):
+        if taken(match):
+            continue
+        newest = True
+        spans.append(match.span())
+        words.append(match.group())
+    if not spans:
+        return None, text
+    if start is not None and end is not None and start > end:  # "since March" asked in February: an empty range
+        start, end = end, start
+    kept = text
+    for a, b in sorted(spans, reverse=True):
+        kept = kept[:a] + " " + kept[b:]
+    kept = re.sub(r"\s+([?.!,;:؟،])", r"\1", " ".join(kept.split()))
+    return TimeFrame(start, end, newest, tuple(words)), kept or text
+
+
+def _month_alone_is_a_date(match: re.Match[str], text: str) -> bool:
+    """"in March", "March 2025" and "في آذار" name a month; a bare "May" or "march" is likely a word."""
+    written = match.group()
+    if match.group("y3"):
+        return True
+    lead = written.split()[0].lower()
+    if lead in {"in", "during", "في", "خلال"}:
+        return not written.split()[-1].islower() or _arabic(written)
+    return False
+
+
+def _arabic(text: str) -> bool:
+    return any("\u0600" <= ch <= "\u06ff" for ch in text)
+
+
+# ---------------------------------------------------------------- sentences
+
+# Words that say a sentence reports what was said before the article's own date.
+_EARLIER = re.compile(
+    r"\b(?:prior|earlier|previous(?:ly)?|initial(?:ly)?|first\s+reported|had\s+(?:been\s+)?(?:reported|detailed|"
+    r"put|said|counted|estimated|recorded|given|stood))\b|سابقا|سابقاً|في\s+وقت\s+سابق|تقارير\s+سابقة",
+    re.I,
+)
+_SENTENCE_DATE = re.compile(
+    rf"(?P<lead>\b(?:since|from|after|before|until|between)\s+(?:the\s+)?)?"
+    rf"(?:\b(?:on|by|as\s+of|last)\s+(?P<wd>{_WEEKDAY})\b|{_B}{_DATE}{_E})",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class SentenceDate:
+    """When a sentence says something happened or was reported: a date it names, else its article's."""
+
+    day: dt.date | None
+    named: bool  # the sentence itself names the day
+    earlier: bool  # it reports what was said before its article's date ("prior reports had …")
+
+    def sort_key(self) -> tuple[int, int]:
+        """Later reports sort higher; an "earlier" report comes just before its article's date."""
+        return (self.day.toordinal() if self.day else 0, 0 if self.earlier else 1)
+
+    def label(self) -> str:
+        if self.day is None:
+            return "undated"
+        return f"before {self.day}" if self.earlier else str(self.day)
+
+
+def sentence_date(sentence: str, published: str | None) -> SentenceDate:
+    """Date a sentence by the day it names ("on 9 March", "by Sunday", "last Thursday"), read against its
+    article's date; a span's start ("since March 6") dates nothing. Else the article's date, marked
+    earlier when the sentence reports earlier figures."""
+    reference = iso_day(published)
+    earlier = bool(_EARLIER.search(sentence))
+    try:
+        named = _named_day(sentence, reference) if reference is not None else None
+    except (OverflowError, ValueError):  # an article dated at the edge of the calendar
+        named = None
+    if named is not None:
+        return SentenceDate(named, True, False)
+    return SentenceDate(reference, False, earlier and reference is not None)
+
+
+def _named_day(sentence: str, reference: dt.date) -> dt.date | None:
+    """The single day a sentence names, read against its article's date."""
+    for match in _SENTENCE_DATE.finditer(sentence.translate(_DIGITS)):
+        if match.group("lead"):
+            continue
+        if match.group("wd"):
+            return _latest_weekday(WEEKDAYS[match.group("wd").lower()], reference,
+                                   before=match.group().lower().startswith("last"))
+        if match.group("m3") and not match.group("y3"):
+            continue  # a month alone ("in March") is too loose to date a report
+        span = date_span(match, reference)
+        if span is not None and span[0] == span[1]:
+            return span[0]
+    return None

@@ -1,0 +1,134 @@
+"""Answers that know what is newest, over an invented corpus of floods reported over days (12 → 27 → 41 dead)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from index.engine import Engine
+from index.errors import InvalidQuestionError
+from tests.index.test_cli import run
+from tests.index.time_support import DAY, FINAL_TOLL, FIRST_TOLL, SECOND_TOLL, article_text, build_vellmoor
+
+
+@pytest.fixture(scope="module")
+def vellmoor_settings(tmp_path_factory, encoders):
+    return build_vellmoor(tmp_path_factory.mktemp("vellmoor"), encoders)
+
+
+@pytest.fixture(scope="module")
+def engine(vellmoor_settings, encoders) -> Engine:
+    return Engine.load(vellmoor_settings, encoders=encoders)
+
+
+def cited(answer) -> list[str]:
+    return [c.doc_id for c in answer.citations]
+
+
+def test_the_newest_figure_leads_and_earlier_reports_follow_newest_first(engine):
+    answer = engine.ask("How many people died in the Vellmoor floods?", as_of=DAY("2026-03-20"))
+    assert answer.answered
+    assert [c.quote for c in answer.citations] == [FINAL_TOLL, SECOND_TOLL, FIRST_TOLL]
+    assert answer.text.startswith(FINAL_TOLL + " [1] (Riverline Radio, 2026-03-09) Earlier reports: ")
+    assert answer.text.index("[2] (Vellmoor Evening Post, 2026-03-04)") < answer.text.index(
+        "[3] (The Dunmarsh Courier, 2026-03-02)")
+    payload = answer.to_json()
+    assert payload["latest_report"] == {"n": 1, "figure": "41", "date": "2026-03-09", "source": "Riverline Radio"}
+    assert [(r["figure"], r["date"]) for r in payload["earlier_reports"]] == [("27", "2026-03-04"),
+                                                                            ("At least 12", "2026-03-02")]
+    for citation in answer.citations:  # quotes stay verbatim
+        assert citation.quote in article_text(citation.doc_id)
+
+
+def test_as_of_changes_the_answer(engine):
+    question = "How many people died in the Vellmoor floods?"
+    early = engine.ask(question, as_of=DAY("2026-03-03"))
+    assert early.answered and cited(early) == ["courier-floods-first-toll"] and "12" in early.text
+    middle = engine.ask(question, as_of=DAY("2026-03-05"))
+    assert [c.quote for c in middle.citations] == [SECOND_TOLL, FIRST_TOLL]
+    assert "41" not in middle.text  # not published yet on 5 March
+
+
+def test_yesterday_narrows_to_the_day_before(engine):
+    answer = engine.ask("What did emergency officials say yesterday?", as_of=DAY("2026-03-05"))
+    assert answer.answered and set(cited(answer)) == {"post-floods-toll-rises"}
+    festival = engine.ask("What happened in Vellmoor yesterday?", as_of=DAY("2026-11-25"))
+    assert set(cited(festival)) == {"post-lantern-festival"}
+    assert set(cited(engine.ask("What happened in Vellmoor?", as_of=DAY("2026-11-25")))) != {"post-lantern-festival"}
+
+
+def test_last_week_narrows_to_the_calendar_week_before(engine):
+    answer = engine.ask("How many people were killed last week?", as_of=DAY("2026-03-11"))
+    assert [c.quote for c in answer.citations] == [SECOND_TOLL, FIRST_TOLL]  # 2-8 March: not the 9 March toll
+
+
+def test_in_a_month_narrows_to_that_month(engine):
+    march = engine.ask("What did Mayor Elsbeth Quarrie say in March?", as_of=DAY("2026-05-01"))
+    april = engine.ask("What did Mayor Elsbeth Quarrie say in April?", as_of=DAY("2026-05-01"))
+    assert march.answered and set(cited(march)) == {"radio-floods-final-toll"}
+    assert april.answered and set(cited(april)) == {"courier-flood-inquiry"}
+    assert not march.not_mentioned  # "March" is a time word, not a name the sources must mention
+
+
+def test_a_range_with_no_source_falls_back_with_an_honest_note(engine):
+    answer = engine.ask("What happened in Vellmoor in January?", as_of=DAY("2026-05-01"))
+    assert answer.citations and answer.note is not None
+    assert answer.note.startswith("No source was published from 2026-01-01 to 2026-01-31")
+
+
+def test_latest_and_arabic_time_words_lead_with_the_newest_report(engine):
+    latest = engine.ask("How many people were killed in Vellmoor so far?", as_of=DAY("2026-11-25"))
+    assert latest.citations[0].quote == FINAL_TOLL
+    arabic = engine.ask("كم عدد القتلى في فيضانات Vellmoor حتى الآن؟", as_of=DAY("2026-03-06"))
+    assert arabic.answered and [c.quote for c in arabic.citations] == [SECOND_TOLL, FIRST_TOLL]
+
+
+def test_a_timeline_is_in_date_order_and_quotes_verbatim(engine):
+    events = engine.timeline("Vellmoor floods", as_of=DAY("2026-12-01"))
+    dates = [event.date for event in events]
+    assert dates == sorted(dates) and len(events) >= 5
+    assert dates[0] == "2026-03-01"  # "burst its banks … on Sunday", in the 2 March report
+    assert events[0].dated_by == "sentence" and events[0].citation.published == "2026-03-02"
+    assert {FIRST_TOLL, SECOND_TOLL, FINAL_TOLL} <= {event.quote for event in events}
+    for event in events:
+        assert event.quote in article_text(event.citation.doc_id)
+    assert [e.date for e in engine.timeline("Vellmoor floods", as_of=DAY("2026-03-05"))][-1] <= "2026-03-05"
+
+
+def test_as_of_must_be_a_date(engine):
+    with pytest.raises(InvalidQuestionError):
+        engine.ask("How many people died?", as_of="2026-03-05")  # type: ignore[arg-type]
+
+
+def test_cli_as_of_and_timeline(vellmoor_settings):
+    result = run(["ask", "--json", "--as-of", "2026-03-05", "How many people died in the Vellmoor floods?"],
+                 vellmoor_settings)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["latest_report"]["figure"] == "27" and payload["earlier_reports"][0]["figure"] == "At least 12"
+    text = run(["ask", "--as-of", "2026-03-05", "How many people died in the Vellmoor floods?"], vellmoor_settings)
+    assert "Vellmoor Evening Post — 2026-03-04" in text.stdout
+    timeline = run(["timeline", "--json", "Vellmoor floods"], vellmoor_settings)
+    assert timeline.returncode == 0, timeline.stderr
+    events = json.loads(timeline.stdout)
+    assert [e["date"] for e in events] == sorted(e["date"] for e in events)
+    assert all(set(e) >= {"date", "quote", "citation"} and e["quote"] == e["citation"]["quote"] for e in events)
+    bad = run(["ask", "--as-of", "9 March", "How many people died?"], vellmoor_settings)
+    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+
+
+def test_eval_asks_each_question_on_its_question_date(engine, tmp_path):
+    from index.evaluation import evaluate, load_questions
+
+    queries = tmp_path / "dated.jsonl"
+    question = "How many people died in the Vellmoor floods?"
+    queries.write_text("\n".join(json.dumps(record) for record in [
+        {"id": "early", "question": question, "question_date": "2026-03-05", "answer_contains_any": ["27"]},
+        {"id": "late", "question": question, "asked_at": "2026-03-20T08:00:00Z", "answer_contains_any": ["41"]},
+    ]), encoding="utf-8")
+    loaded = load_questions(queries)
+    assert [q.asked_on for q in loaded] == [DAY("2026-03-05"), DAY("2026-03-20")]
+    results = {r.id: r for r in evaluate(engine, loaded)}
+    assert results["early"].right and "41" not in results["early"].answer
+    assert results["late"].right and results["late"].answer.startswith(FINAL_TOLL)

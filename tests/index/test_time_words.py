@@ -1,0 +1,124 @@
+"""Time words in questions, read against the asking day, and the dates sentences name."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from index.retrieval.question import parse_question
+from index.retrieval.time_words import read_time_words, sentence_date
+
+ASKED = dt.date(2026, 3, 11)  # a Wednesday
+D = dt.date
+
+
+@pytest.mark.parametrize("question, start, end, newest, rest", [
+    ("What happened today?", D(2026, 3, 11), D(2026, 3, 11), False, "What happened?"),
+    ("What did officials say yesterday?", D(2026, 3, 10), D(2026, 3, 10), False, "What did officials say?"),
+    ("Who spoke last week in Vellmoor?", D(2026, 3, 2), D(2026, 3, 8), False, "Who spoke in Vellmoor?"),
+    ("What happened this week?", D(2026, 3, 9), D(2026, 3, 11), False, "What happened?"),
+    ("What did the mayor say in March?", D(2026, 3, 1), D(2026, 3, 31), False, "What did the mayor say?"),
+    ("What did the mayor say in April?", D(2025, 4, 1), D(2025, 4, 30), False, "What did the mayor say?"),
+    ("What happened in March 2024?", D(2024, 3, 1), D(2024, 3, 31), False, "What happened?"),
+    ("What was the toll on 9 March?", D(2026, 3, 9), D(2026, 3, 9), False, "What was the toll?"),
+    ("What was the toll on March 9, 2025?", D(2025, 3, 9), D(2025, 3, 9), False, "What was the toll?"),
+    ("Who was rescued before 4 March?", None, D(2026, 3, 3), False, "Who was rescued?"),
+    ("Who was rescued after 4 March?", D(2026, 3, 5), None, False, "Who was rescued?"),
+    ("How many died since March 4?", D(2026, 3, 4), ASKED, False, "How many died?"),
+    ("What is the latest toll?", None, None, True, "What is toll?"),
+    ("How many people died so far?", None, None, True, "How many people died?"),
+    ("Where are the rescuers now?", None, None, True, "Where are the rescuers?"),
+    ("What is the most recent figure?", None, None, True, "What is figure?"),
+])
+def test_english_time_words(question, start, end, newest, rest):
+    frame, kept = read_time_words(question, ASKED)
+    assert frame is not None
+    assert (frame.start, frame.end, frame.newest) == (start, end, newest)
+    assert kept == rest
+
+
+@pytest.mark.parametrize("question, start, end, newest", [
+    ("ماذا حدث اليوم؟", D(2026, 3, 11), D(2026, 3, 11), False),
+    ("ماذا قال المسؤولون أمس؟", D(2026, 3, 10), D(2026, 3, 10), False),
+    ("ماذا حدث الأسبوع الماضي؟", D(2026, 3, 2), D(2026, 3, 8), False),
+    ("ماذا قال رئيس البلدية في مارس؟", D(2026, 3, 1), D(2026, 3, 31), False),
+    ("ماذا قال رئيس البلدية في آذار؟", D(2026, 3, 1), D(2026, 3, 31), False),
+    ("ما آخر حصيلة للقتلى؟", None, None, True),
+    ("كم عدد القتلى حتى الآن؟", None, None, True),
+    ("أين فرق الإنقاذ الآن؟", None, None, True),
+])
+def test_arabic_time_words(question, start, end, newest):
+    frame, kept = read_time_words(question, ASKED)
+    assert frame is not None and (frame.start, frame.end, frame.newest) == (start, end, newest)
+    assert all(word not in kept for word in frame.words)
+
+
+@pytest.mark.parametrize("question", [
+    "How many civilians were killed?",
+    "Since what date have civilians been killed, according to the Observatory?",
+    "What did May say about the march on the capital?",
+    "When did the fighting start?",
+])
+def test_questions_without_time_words_are_read_as_before(question):
+    parsed = parse_question(question, asked_on=ASKED)
+    assert parsed.time is None and parsed.topic_text is None
+    assert parsed.retrieval_text == question
+
+
+def test_time_words_leave_the_searched_words_and_the_names():
+    parsed = parse_question("What did Mayor Quarrie say in March?", asked_on=ASKED)
+    assert parsed.retrieval_text == "What did Mayor Quarrie say?"
+    assert "march" not in parsed.terms and "quarri" in " ".join(parsed.terms)
+    assert parsed.names == ("Mayor Quarrie",)  # "March" is a time, not something the sources must mention
+
+
+def test_as_of_sets_the_asking_day_and_closes_the_range():
+    parsed = parse_question("What happened yesterday?", as_of=D(2026, 3, 5))
+    assert parsed.asked_on == D(2026, 3, 5) and (parsed.time.start, parsed.time.end) == (D(2026, 3, 4), D(2026, 3, 4))
+    plain = parse_question("How many people died?", as_of=D(2026, 3, 5))
+    assert plain.time is not None and plain.time.start is None and plain.time.end == D(2026, 3, 5)
+    assert plain.retrieval_text == "How many people died?"
+
+
+@pytest.mark.parametrize("sentence, published, day, named, earlier", [
+    ("Officials said on 9 March that 41 people had died.", "2026-03-10", D(2026, 3, 9), True, False),
+    ("The river burst its banks on Sunday.", "2026-03-02", D(2026, 3, 1), True, False),
+    ("Fighting erupted last Thursday.", "2025-03-09", D(2025, 3, 6), True, False),
+    ("More than 973 civilians were killed since March 6.", "2025-03-09", D(2025, 3, 9), False, False),
+    ("Prior reports had detailed at least 830 deaths.", "2025-03-09", D(2025, 3, 9), False, True),
+    ("The toll rose to 27.", None, None, False, False),
+])
+def test_sentence_dates(sentence, published, day, named, earlier):
+    when = sentence_date(sentence, published)
+    assert (when.day, when.named, when.earlier) == (day, named, earlier)
+
+
+def test_over_undated_sources_time_words_are_only_words():
+    parsed = parse_question("ما اسم اخر سلالة ملكية في الصين؟", asked_on=ASKED, dated_sources=False)
+    assert parsed.time is None and parsed.retrieval_text == "ما اسم اخر سلالة ملكية في الصين؟"
+
+
+@pytest.mark.parametrize("question", ["What helps scientists to date fossils?",
+                                      "The Charter and the Convention now co-exist under what?"])
+def test_words_that_only_look_like_time_words(question):
+    assert read_time_words(question, ASKED)[0] is None
+
+
+def test_nothing_typed_or_dated_at_the_calendar_edges_crashes():
+    import random
+
+    from index.answers.figures import Count, figure_in
+
+    words = ("on in since before after until by as of last this week month year today yesterday now latest so far "
+             "March May 9 31 29 February 2024 1,000 ، ؟ اليوم أمس آذار في قبل منذ حتى الآن آخر Sunday Monday , . ? "
+             "2026-02-30 0001-01-01 9999-12-31 ٩ ٢٠٢٥ deaths killed people 12 %").split()
+    pick = random.Random(11)  # noqa: S311 - repeatable texts, not a secret
+    for _ in range(2000):
+        text = " ".join(pick.choice(words) for _ in range(pick.randint(0, 10)))
+        for asked in (D(1, 1, 1), D(1, 1, 20), D(9999, 12, 31), ASKED):
+            read_time_words(text, asked)
+        sentence_date(text, pick.choice([None, "garbage", "0001-01-01", "0001-01-03", "9999-12-31", "2026-03-09"]))
+        figure_in(text, Count(frozenset({"peopl"}), False))
+        figure_in(text, Count(frozenset(), True))
+    assert read_time_words("What happened yesterday?", D(1, 1, 1)) == (None, "What happened yesterday?")
