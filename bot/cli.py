@@ -296,7 +296,7 @@ def print_answer(answer: Answer, also_reported: dict[str, list[Any]] | None = No
         others = (also_reported or {}).get(citation.doc_id, [])
         if others:  # the same story, stored once: other outlets' copies (feeds)
             out.print("    also reported by " + "; ".join(
-                escape(", ".join(p for p in (o.outlet or o.url, o.published) if p)) for o in others), highlight=False)
+                escape(", ".join(p for p in (o.source or o.url, o.published) if p)) for o in others), highlight=False)
     out.print(f"[dim]{answer.timings_ms.get('total', 0):.0f} ms[/]")
 
 

@@ -15,6 +15,7 @@ from bot.discord.catalog import SourceCatalog
 from bot.discord.cogs.about import About
 from bot.discord.cogs.admin import Admin
 from bot.discord.cogs.ask import Ask
+from bot.discord.cogs.feeds import Feeds
 from bot.discord.cogs.sources import Sources
 from bot.discord.cooldown import QuestionBudget
 from bot.discord.errors import NONE, StartupError, VerbatimTree
@@ -48,9 +49,10 @@ class VerbatimBot(commands.Bot):
         self.live = live
         self.catalog = SourceCatalog()
         self.question_budget = QuestionBudget(settings.ask_burst, settings.ask_window_seconds)
+        self.feed_poll_seconds = 60.0  # how often the Feeds cog looks for feeds that are due
 
     async def setup_hook(self) -> None:
-        for cog in (Ask(self), Sources(self), Admin(self), About(self)):
+        for cog in (Ask(self), Sources(self), Admin(self), About(self), Feeds(self)):
             await self.add_cog(cog)
         await asyncio.to_thread(self.catalog.refresh, self.live.current)
         guild_id = self.settings.discord_guild_id

@@ -165,7 +165,7 @@ def _fetch_feed(settings: Settings, registry: FeedRegistry, feed: Feed) -> FeedF
         problem = " ".join(str(parsed.get("bozo_exception") or "unreadable").split())[:200]
         fetched.error = f"{feed.url} is not an RSS or Atom feed ({problem}); check the address."
         return fetched
-    fetched.outlet = _plain(parsed.feed.get("title")) or None
+    fetched.outlet = _plain(parsed.feed.get("title"), parsed.feed.get("title_detail")) or None
     language = _plain(parsed.feed.get("language")) or None
     for entry in parsed.entries[: settings.feed_max_items_per_poll]:
         link = entry.get("link")
@@ -192,7 +192,7 @@ def _fetch_feed(settings: Settings, registry: FeedRegistry, feed: Feed) -> FeedF
 def _item_article(settings: Settings, entry: Any, key: str, *, has_link: bool, outlet: str | None,
                   language: str | None) -> Article:
     """The item as an article: the feed's full content when it carries it, else its page's text."""
-    title = _plain(entry.get("title"))
+    title = _plain(entry.get("title"), entry.get("title_detail"))
     doc_id = doc_id_from_url(key)
     content = _full_content(entry)
     if content is not None:
@@ -240,14 +240,17 @@ def _entry_date(entry: Any) -> str | None:
     return None
 
 
-_TAG = re.compile(r"<[^>]+>")
+_TAG = re.compile(r"</?[A-Za-z][^>]*>")  # a real tag: `<@&123>` or `a < b` in a title is text
 
 
-def _plain(value: object) -> str:
-    """A feed's title or name as one line of plain text (feedparser may leave markup in titles)."""
+def _plain(value: object, detail: object = None) -> str:
+    """A feed's title or name as one line of plain text. feedparser says when a title is HTML
+    (`title_detail.type`): then its tags are dropped and its entities read."""
     if not isinstance(value, str):
         return ""
-    return " ".join(html.unescape(_TAG.sub(" ", value)).split())
+    if isinstance(detail, dict) and "html" in str(detail.get("type", "")):
+        value = html.unescape(_TAG.sub(" ", value))
+    return " ".join(value.split())
 
 
 # ---------------------------------------------------------------- storing

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS feed_items (
 );
 CREATE TABLE IF NOT EXISTS also_reported (
     kept_doc_id TEXT NOT NULL,
-    outlet TEXT,
+    source TEXT,
     title TEXT NOT NULL,
     url TEXT NOT NULL,
     published TEXT,
@@ -124,13 +124,13 @@ class AlsoReported:
     """Another outlet's copy of a story that is stored once, under `kept_doc_id`."""
 
     kept_doc_id: str
-    outlet: str | None
+    source: str | None  # the other outlet
     title: str
     url: str
     published: str | None
 
     def to_json(self) -> dict[str, object]:
-        return {"outlet": self.outlet, "title": self.title, "url": self.url, "published": self.published}
+        return {"source": self.source, "title": self.title, "url": self.url, "published": self.published}
 
 
 def backoff_minutes(every_minutes: int, failures: int, max_backoff_minutes: int) -> int:
@@ -176,7 +176,7 @@ class FeedRegistry:
     def _get(self, url: str) -> Feed:
         feed = self.get(url)
         if feed is None:
-            raise FeedError(f"No feed {url} is followed; `verbatim feeds list` shows the feeds.")
+            raise FeedError(f"No feed {url} is followed; `feeds list` shows the feeds.")
         return feed
 
     def get(self, url: str) -> Feed | None:
@@ -219,14 +219,14 @@ class FeedRegistry:
 
     def record_also_reported(self, report: AlsoReported, feed_url: str | None, now: dt.datetime) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO also_reported (kept_doc_id, outlet, title, url, published, feed_url, recorded_at) "
+            "INSERT OR REPLACE INTO also_reported (kept_doc_id, source, title, url, published, feed_url, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (report.kept_doc_id, report.outlet, report.title, report.url, report.published, feed_url, _stamp(now)))
+            (report.kept_doc_id, report.source, report.title, report.url, report.published, feed_url, _stamp(now)))
 
     def also_reported(self, doc_ids: Iterable[str]) -> dict[str, list[AlsoReported]]:
         found: dict[str, list[AlsoReported]] = {}
         for doc_id in dict.fromkeys(doc_ids):  # an answer cites a few documents: one query each
-            rows = self.conn.execute("SELECT kept_doc_id, outlet, title, url, published FROM also_reported "
+            rows = self.conn.execute("SELECT kept_doc_id, source, title, url, published FROM also_reported "
                                      "WHERE kept_doc_id = ? ORDER BY published, recorded_at", (doc_id,))
             reports = [AlsoReported(**dict(row)) for row in rows]
             if reports:

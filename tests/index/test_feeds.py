@@ -176,7 +176,7 @@ def test_the_same_story_from_a_second_outlet_is_stored_once(site, newsroom, enco
     assert answer.answered and "38,000 crowns" in answer.text
     kept = answer.citations[0].doc_id
     also = engine.also_reported([c.doc_id for c in answer.citations])
-    assert [(r.outlet, r.title, r.url, r.published) for r in also[kept]] == [
+    assert [(r.source, r.title, r.url, r.published) for r in also[kept]] == [
         ("Eastfen Gazette", "Estuary ferry back in service", f"{site}/gazette/estuary-ferry", "2025-03-04")]
     # The same address from another feed is the same article, not another outlet's report of it.
     library = next(a.doc_id for a in corpus if a.title.startswith("Marrowby library"))
@@ -186,7 +186,7 @@ def test_the_same_story_from_a_second_outlet_is_stored_once(site, newsroom, enco
     payload = json.loads(run(["ask", "--json", "What did the landing stage repairs at Kestrel Point cost?"],
                              newsroom).stdout)
     cited = next(c for c in payload["citations"] if c["doc_id"] == kept)
-    assert cited["also_reported"] == [{"outlet": "Eastfen Gazette", "title": "Estuary ferry back in service",
+    assert cited["also_reported"] == [{"source": "Eastfen Gazette", "title": "Estuary ferry back in service",
                                        "url": f"{site}/gazette/estuary-ferry", "published": "2025-03-04"}]
     text = run(["ask", "What did the landing stage repairs at Kestrel Point cost?"], newsroom).stdout
     assert "also reported by Eastfen Gazette, 2025-03-04" in text

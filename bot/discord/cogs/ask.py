@@ -48,11 +48,14 @@ def strip_mentions(text: str) -> str:
 
 
 async def post_answer(
-    answer: Any, scope: str, send: Callable[[bool, dict[str, Any]], Awaitable[discord.Message | None]]
+    answer: Any, scope: str, send: Callable[[bool, dict[str, Any]], Awaitable[discord.Message | None]],
+    engine: Any = None,
 ) -> None:
     """Send an answer as one or more messages; `send(first, kwargs)` posts one, the "Show quotes" button
-    goes under the last."""
-    messages = formatting.answer_messages(answer, scope=scope)
+    goes under the last. With `engine`, each source names the other outlets that reported its story."""
+    also = (await asyncio.to_thread(engine.also_reported, [c.doc_id for c in answer.citations])
+            if engine is not None and answer.citations else {})
+    messages = formatting.answer_messages(answer, scope=scope, also_reported=also)
     view = QuotesView(answer) if answer.citations else None
     for number, embeds in enumerate(messages, start=1):
         last = number == len(messages)
@@ -88,7 +91,8 @@ class Ask(commands.Cog):
         engine = self.bot.live.current  # one engine for the whole command, even if a re-index swaps it
         doc_id, scope = await asyncio.to_thread(self._scope, engine, source)
         answer = await asyncio.to_thread(engine.ask, strip_mentions(question), doc_id=doc_id)
-        await post_answer(answer, scope, lambda _first, kwargs: interaction.followup.send(wait=True, **kwargs))
+        await post_answer(answer, scope, lambda _first, kwargs: interaction.followup.send(wait=True, **kwargs),
+                          engine)
 
     @ask.autocomplete("source")
     async def ask_source_autocomplete(
@@ -174,4 +178,4 @@ class Ask(commands.Cog):
         def send(first: bool, kwargs: dict[str, Any]) -> Awaitable[discord.Message]:
             return message.reply(mention_author=False, **kwargs) if first else message.channel.send(**kwargs)
 
-        await post_answer(answer, scope, send)
+        await post_answer(answer, scope, send, engine)
