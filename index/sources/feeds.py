@@ -212,8 +212,10 @@ class FeedRegistry:
                                  (feed_url, item_key)).fetchone() is not None
 
     def mark_seen(self, feed_url: str, item_key: str, doc_id: str | None, now: dt.datetime) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO feed_items (feed_url, item_key, doc_id, seen_at) VALUES (?, ?, ?, ?)",
-                          (feed_url, item_key, doc_id, _stamp(now)))
+        # A feed removed while it was being polled has no items to remember.
+        self.conn.execute("INSERT OR IGNORE INTO feed_items (feed_url, item_key, doc_id, seen_at) "
+                          "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM feeds WHERE url = ?)",
+                          (feed_url, item_key, doc_id, _stamp(now), feed_url))
 
     # ------------------------------------------------------------ the same story elsewhere
 
