@@ -172,3 +172,13 @@ async def test_feeds_list_shows_a_failing_feed(env, channel, admin, own_settings
     # Backed off: polled once, not again at every tick of the schedule.
     polls = [r for r in FeedSite.seen if r["path"] == "/broken/feed.xml"]
     assert len(polls) == 1
+
+
+async def test_a_channel_that_is_gone_does_not_stop_the_poll(env, channel, admin, own_settings, site):
+    with open_registry(own_settings.data_dir) as registry:  # as `verbatim feeds add --channel` would
+        registry.add(f"{site}/courier/feed.xml", every_minutes=30, channel_id=424242424242424242)
+    await next_tick(env)
+    assert followed(own_settings)[0].items_added == 2
+    assert bot_messages(env, channel) == []
+    listed = await admin.slash(channel, "feeds list")
+    assert "announced in <#424242424242424242>" in listed.response.embeds[0].fields[0].value

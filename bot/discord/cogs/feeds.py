@@ -169,6 +169,12 @@ class Feeds(commands.Cog):
                 by_channel[feed.channel_id].append((feed, articles))
         for channel_id, batches in by_channel.items():
             channel = self.bot.get_channel(channel_id)
+            if channel is None:  # not cached (a channel id given on the command line, say): ask Discord
+                try:
+                    channel = await self.bot.fetch_channel(channel_id)
+                except discord.HTTPException as error:
+                    log.warning("feed announcements: channel %s cannot be reached: %s", channel_id, error)
+                    continue
             if not isinstance(channel, discord.abc.Messageable):
                 log.warning("feed announcements: channel %s is not one I can post in", channel_id)
                 continue
