@@ -260,8 +260,12 @@ def save_article(folder: Path, article: Article, extra: dict[str, str] | None = 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{article.doc_id}.md"
     staging = folder / f".{article.doc_id}.md.tmp"
-    staging.write_text(article_markdown(article, extra), encoding="utf-8")
-    os.replace(staging, path)
+    try:
+        staging.write_text(article_markdown(article, extra), encoding="utf-8")
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     return path
 
 

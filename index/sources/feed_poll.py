@@ -23,7 +23,7 @@ from typing import Any
 
 import feedparser
 
-from index.errors import CorpusError
+from index.errors import CorpusError, ReindexInProgressError
 from index.settings import Settings
 from index.sources.corpus import Article, doc_id_from_url, extract_html, load_corpus, save_article
 from index.sources.feeds import AlsoReported, Feed, FeedRegistry, canonical_url, now_utc, open_registry
@@ -313,7 +313,17 @@ def store_items(settings: Settings, fetches: Sequence[FeedFetch], *, encoders: E
     report = PollReport(results)
     with open_registry(settings.data_dir) as registry:
         if any(f.items for f in fetches):
-            report.build = _store_new(settings, registry, fetches, results, encoders, progress, moment)
+            try:
+                report.build = _store_new(settings, registry, fetches, results, encoders, progress, moment)
+            except ReindexInProgressError:
+                raise  # another build is running: not the feeds' fault, the next poll retries at once
+            except Exception as error:
+                # Back off as for a feed error, or a build that keeps failing would be retried every tick.
+                for fetched in fetches:
+                    if fetched.items:
+                        registry.record_failure(fetched.feed, f"its new items could not be stored: {error}",
+                                                max_backoff_minutes=settings.feed_max_backoff_minutes, now=moment)
+                raise
         with registry.transaction():
             for fetched, result in zip(fetches, results, strict=True):
                 if fetched.error is None:

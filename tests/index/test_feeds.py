@@ -9,10 +9,12 @@ import json
 import pytest
 
 from index.engine import Engine, LiveEngine
-from index.sources.corpus import load_corpus, read_markdown
+from index.errors import ReindexInProgressError
+from index.sources.corpus import doc_id_from_url, load_corpus, read_markdown
 from index.sources.feed_poll import poll_feeds, shingles, similarity
 from index.sources.feeds import FeedError, backoff_minutes, canonical_url, open_registry
 from index.store.build import build_index
+from index.store.files import build_lock
 from tests.conftest import SEED_ARTICLE, make_settings
 from tests.index.feed_support import (
     FERRY_TEXT,
@@ -276,3 +278,31 @@ def test_feed_commands_from_the_terminal(site, newsroom):
     assert removed.returncode == 0 and "No longer following" in removed.stdout
     missing = run(["feeds", "remove", f"{site}/courier/feed.xml"], newsroom)
     assert missing.returncode == 1 and "feeds list" in missing.stderr
+
+
+def test_items_that_cannot_be_stored_are_taken_next_time(site, newsroom, encoders):
+    url = f"{site}/courier/feed.xml"
+    follow(newsroom, url, every=10)
+    corpus_before = sorted(p.name for p in newsroom.corpus_dir.iterdir())
+
+    # Another build holds the index: nothing is saved or recorded, and the feed stays due.
+    with build_lock(newsroom.index_dir), pytest.raises(ReindexInProgressError):
+        poll_feeds(newsroom, encoders=encoders, now=START)
+    assert sorted(p.name for p in newsroom.corpus_dir.iterdir()) == corpus_before
+    status = feeds(newsroom)[url]
+    assert status.etag == "" and status.last_success_at is None and not status.failing
+
+    # Saving fails (a folder where the ferry article's file goes): all or nothing, and the feed backs off.
+    ferry_id = doc_id_from_url(f"{site}/courier/ferry-resumes")
+    (newsroom.corpus_dir / f"{ferry_id}.md").mkdir()
+    with pytest.raises(OSError):
+        poll_feeds(newsroom, encoders=encoders, now=START)
+    assert sorted(p.name for p in newsroom.corpus_dir.iterdir()) == sorted([*corpus_before, f"{ferry_id}.md"])
+    status = feeds(newsroom)[url]
+    assert status.failures == 1 and "could not be stored" in status.last_error and status.etag == ""
+
+    (newsroom.corpus_dir / f"{ferry_id}.md").rmdir()
+    FeedSite.seen.clear()
+    report = poll_feeds(newsroom, encoders=encoders, now=START + dt.timedelta(minutes=20))
+    assert len(report.added) == 2 and "if-none-match" not in FeedSite.seen[0]  # fetched again in full
+    assert feeds(newsroom)[url].items_added == 2 and not feeds(newsroom)[url].failing
