@@ -11,11 +11,13 @@ so a poll that could not store them fetches them again next time instead of gett
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import html
 import io
 import logging
 import re
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +40,7 @@ FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "applicat
                         "application/xml", "text/xml", "application/x-rss+xml"})
 HTML_CONTENT = {"text/html", "application/xhtml+xml"}
 SHINGLE_WORDS = 3
+SKETCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -268,15 +271,24 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-class _Corpus:
-    """What the corpus already holds, to tell a new story from another copy of a known one."""
+def sketch(words: frozenset[str]) -> list[int]:
+    """The SKETCH_SIZE smallest hashes of a text's word runs. Two texts sharing a fraction J of their
+    runs share the smallest hash of their union with probability J, so near-identical texts almost
+    surely share a sketch entry, while unrelated ones almost never do: only texts that share one are
+    compared in full. (Python's hash is salted per process; sketches are never stored.)"""
+    return heapq.nsmallest(SKETCH_SIZE, map(hash, words))
+
+
+class KnownStories:
+    """What the corpus already holds, to tell a new story from another copy of a known one. Only
+    sketches are kept, not every text's word runs, which for a large corpus would not fit in memory."""
 
     def __init__(self, articles: Sequence[Article], threshold: float) -> None:
         self.threshold = threshold
         self.by_url: dict[str, Article] = {}
         self.by_text: dict[str, Article] = {}
         self.by_id: dict[str, Article] = {}
-        self.shingled: list[tuple[frozenset[str], Article]] = []
+        self.by_sketch: dict[int, list[Article]] = defaultdict(list)
         for article in articles:
             self.keep(article)
 
@@ -288,7 +300,8 @@ class _Corpus:
                 pass
         self.by_text.setdefault(text_key(article.text), article)
         self.by_id.setdefault(article.doc_id, article)
-        self.shingled.append((shingles(article.text), article))
+        for value in sketch(shingles(article.text)):
+            self.by_sketch[value].append(article)
 
     def copy_of(self, item: FeedItem) -> tuple[Article, str] | None:
         article = item.article
@@ -297,7 +310,8 @@ class _Corpus:
         if text_key(article.text) in self.by_text:
             return self.by_text[text_key(article.text)], "the same text is already in the corpus"
         mine = shingles(article.text)
-        best = max(((similarity(mine, theirs), kept) for theirs, kept in self.shingled),
+        candidates = {id(kept): kept for value in sketch(mine) for kept in self.by_sketch.get(value, ())}
+        best = max(((similarity(mine, shingles(kept.text)), kept) for kept in candidates.values()),
                    key=lambda pair: pair[0], default=(0.0, None))
         if best[1] is not None and best[0] >= self.threshold:
             return best[1], f"near-identical ({best[0]:.0%} of word runs shared) to a story already stored"
@@ -337,7 +351,7 @@ def _store_new(settings: Settings, registry: FeedRegistry, fetches: Sequence[Fee
     with build_lock(settings.index_dir):
         existing = (load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars).articles
                     if settings.corpus_dir.exists() else [])
-        corpus = _Corpus(existing, settings.feed_duplicate_similarity)
+        corpus = KnownStories(existing, settings.feed_duplicate_similarity)
         saved: list[tuple[Path, bytes | None]] = []
         seen: list[tuple[str, str, str | None]] = []
         also: list[tuple[AlsoReported, str]] = []
@@ -387,7 +401,7 @@ def _address(article: Article) -> str | None:
         return None
 
 
-def _unique_id(article: Article, corpus: _Corpus) -> Article:
+def _unique_id(article: Article, corpus: KnownStories) -> Article:
     """The article under an id no other corpus article has (two addresses can share a last path part
     and, rarely, a short hash)."""
     doc_id, n = article.doc_id, 2

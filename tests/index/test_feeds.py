@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 
 import pytest
 
 from index.engine import Engine, LiveEngine
 from index.errors import ReindexInProgressError
-from index.sources.corpus import doc_id_from_url, load_corpus, read_markdown
-from index.sources.feed_poll import poll_feeds, shingles, similarity
+from index.sources.corpus import Article, doc_id_from_url, load_corpus, read_markdown
+from index.sources.feed_poll import FeedItem, KnownStories, poll_feeds, shingles, similarity
 from index.sources.feeds import FeedError, backoff_minutes, canonical_url, open_registry
 from index.store.build import build_index
 from index.store.files import build_lock
@@ -85,6 +86,25 @@ def test_shingle_similarity_tells_a_copy_from_another_story():
     assert similarity(ferry, shingles(FERRY_TEXT + " Reporting by the Fen wire desk.")) > 0.85
     assert similarity(ferry, shingles(FERRY_TEXT.replace("214", "215"))) > 0.85
     assert similarity(ferry, shingles("The ferry between two other towns stopped on Friday after storms.")) < 0.1
+
+
+def test_copies_are_found_among_many_stories_by_their_sketches():
+    towns = ["Marrowby", "Eastfen", "Kestrel Point", "Saltmarsh", "Oldwick"]
+    stories = [Article(doc_id=f"s{n}", title=f"Notice {n}", url=f"https://courier.example/notices/{n}",
+                       text=f"The {towns[n % 5]} council said on day {n} that road {n} would close for "
+                            f"{n % 7 + 2} days while crews of {n + 3} workers resurfaced it near the {n}th milestone.")
+               for n in range(300)]
+    corpus = KnownStories(stories, threshold=0.8)
+    for n in (0, 123, 299):
+        wire = FeedItem("feed", f"https://gazette.example/wire/{n}", replace(
+            stories[n], doc_id="w", url=None, text=stories[n].text + " Reporting by the Fen wire desk."))
+        kept, reason = corpus.copy_of(wire)
+        assert kept.doc_id == f"s{n}" and reason.startswith("near-identical")
+    other = FeedItem("feed", "https://gazette.example/other", replace(
+        stories[5], doc_id="o", url=None, text="The Oldwick ferry timetable changes on Monday, the port office said."))
+    assert corpus.copy_of(other) is None
+    moved = FeedItem("feed", "https://courier.example/notices/7", replace(stories[9], doc_id="m", text="Other words."))
+    assert corpus.copy_of(moved)[0].doc_id == "s7"  # the same address, whatever the text
 
 
 def test_add_poll_and_remove_a_feed(site, newsroom, encoders):
