@@ -16,8 +16,10 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from index.errors import VerbatimError
-from index.sources.fetch import FetchError, normalise_url
-from index.state import connect_state
+from index.state import connect_state, state_path
+
+# index.sources.fetch (and its web client) is imported only where an address is read: answering a
+# question looks up "also reported by" here, and should not pay for importing a web client.
 
 # Query parameters that say how a reader arrived, not which article: two addresses that differ only
 # in these are the same story.
@@ -81,6 +83,8 @@ def canonical_url(url: str) -> str:
     """The address two copies of one article share: no fragment, no tracking parameters (utm_*,
     fbclid, gclid…), no default port, no trailing slash, a lower-case host. Raises FetchError for
     anything that is not a web address."""
+    from index.sources.fetch import normalise_url
+
     parts = urlsplit(normalise_url(url))
     query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
              if key.lower() not in TRACKING_PARAMETERS and not key.lower().startswith(TRACKING_PREFIXES)]
@@ -258,8 +262,6 @@ def open_registry(data_dir: Path) -> Iterator[FeedRegistry]:
 def also_reported(data_dir: Path, doc_ids: Iterable[str]) -> dict[str, list[AlsoReported]]:
     """The other outlets' copies of these documents' stories, by document id (none: no entry). Reads
     nothing if no feed was ever followed in this data folder."""
-    from index.state import state_path
-
     if not state_path(data_dir).exists():
         return {}
     with open_registry(data_dir) as registry:
@@ -267,6 +269,8 @@ def also_reported(data_dir: Path, doc_ids: Iterable[str]) -> dict[str, list[Also
 
 
 def _feed_address(url: str) -> str:
+    from index.sources.fetch import FetchError
+
     try:
         return canonical_url(url)
     except FetchError as error:

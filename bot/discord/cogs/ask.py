@@ -18,6 +18,7 @@ from bot.discord.views import ExpiringView
 
 if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
+    from index.engine import Engine
 
 log = logging.getLogger("verbatim.discord.ask")
 
@@ -49,12 +50,12 @@ def strip_mentions(text: str) -> str:
 
 async def post_answer(
     answer: Any, scope: str, send: Callable[[bool, dict[str, Any]], Awaitable[discord.Message | None]],
-    engine: Any = None,
+    engine: Engine,
 ) -> None:
     """Send an answer as one or more messages; `send(first, kwargs)` posts one, the "Show quotes" button
-    goes under the last. With `engine`, each source names the other outlets that reported its story."""
+    goes under the last. Each source names the other outlets that reported its story (`engine`)."""
     also = (await asyncio.to_thread(engine.also_reported, [c.doc_id for c in answer.citations])
-            if engine is not None and answer.citations else {})
+            if answer.citations else {})
     messages = formatting.answer_messages(answer, scope=scope, also_reported=also)
     view = QuotesView(answer) if answer.citations else None
     for number, embeds in enumerate(messages, start=1):
