@@ -137,8 +137,8 @@ async def test_new_articles_are_announced_without_pinging_anyone(env, guild, cha
     embeds = [discord.Embed.from_dict(e) for e in message.embeds]
     assert len(embeds) == 3
     assert embeds[0].title == rf"\@everyone \<\@&{role.id}> Harbour notice 1: berth 1 closes for \*dredging\*"
-    assert embeds[0].url == f"{site}/harbour/notice-1"
-    assert embeds[0].description == r"\@here Harbour \<\@&1> Office, 2025-04-01"
+    assert embeds[0].description == "\n".join([r"\@here Harbour \<\@&1> Office, 2025-04-01",
+                                               f"{site}/harbour/notice-1"])
     assert not message.mention_everyone and message.ping_role_ids == [] and message.ping_user_ids == []
     posts = [r.json for r in env.http_requests
              if r.method == "POST" and isinstance(r.json, dict) and "embeds" in r.json

@@ -40,9 +40,10 @@ def announcement(feed: Feed, articles: list[Article], most: int) -> tuple[str, l
     for article in shown:
         embed = discord.Embed(title=formatting.truncate(formatting.escape(formatting.one_line(article.title)), 250),
                               colour=formatting.COLOUR)
-        if article.url and formatting.link_or_text(article.url) == article.url:
-            embed.url = article.url
-        embed.description = formatting.truncate(formatting.escape(formatting.outlet_line(article)), 300)
+        lines = [formatting.truncate(formatting.escape(formatting.outlet_line(article)), 300)]
+        if article.url:  # a line of its own: Discord refuses an embed whose title link is not a valid URL
+            lines.append(formatting.truncate(formatting.link_or_text(article.url), 1000))
+        embed.description = "\n".join(line for line in lines if line)
         embeds.append(formatting.fit_embed(embed))
     rest = len(articles) - len(shown)
     content = f"New from {formatting.truncate(outlet, 200)}" + (f" (and {rest} more)" if rest else "") + ":"
