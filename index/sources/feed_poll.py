@@ -65,6 +65,7 @@ class FeedFetch:
     etag: str = ""
     last_modified: str = ""
     outlet: str | None = None
+    more: bool = False  # new items beyond FEED_MAX_ITEMS_PER_POLL wait for the next poll
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,10 @@ def _fetch_feed(settings: Settings, registry: FeedRegistry, feed: Feed) -> FeedF
         return fetched
     fetched.outlet = _plain(parsed.feed.get("title"), parsed.feed.get("title_detail")) or None
     language = _plain(parsed.feed.get("language")) or None
-    for entry in parsed.entries[: settings.feed_max_items_per_poll]:
+    for entry in parsed.entries:
+        if len(fetched.items) + len(fetched.failed) >= settings.feed_max_items_per_poll:
+            fetched.more = True
+            break
         link = entry.get("link")
         try:
             key = canonical_url(link) if link else _plain(entry.get("id"))
@@ -341,7 +345,9 @@ def store_items(settings: Settings, fetches: Sequence[FeedFetch], *, encoders: E
         with registry.transaction():
             for fetched, result in zip(fetches, results, strict=True):
                 if fetched.error is None:
-                    registry.record_success(fetched.feed, etag=fetched.etag, last_modified=fetched.last_modified,
+                    # With items left over, the next poll must not be answered "not modified".
+                    validators = ("", "") if fetched.more else (fetched.etag, fetched.last_modified)
+                    registry.record_success(fetched.feed, etag=validators[0], last_modified=validators[1],
                                             outlet=fetched.outlet, added=len(result.added), now=moment)
     return report
 

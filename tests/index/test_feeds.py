@@ -326,3 +326,22 @@ def test_items_that_cannot_be_stored_are_taken_next_time(site, newsroom, encoder
     report = poll_feeds(newsroom, encoders=encoders, now=START + dt.timedelta(minutes=20))
     assert len(report.added) == 2 and "if-none-match" not in FeedSite.seen[0]  # fetched again in full
     assert feeds(newsroom)[url].items_added == 2 and not feeds(newsroom)[url].failing
+
+
+def test_items_beyond_the_limit_are_taken_at_the_next_poll(site, newsroom, encoders):
+    settings = newsroom.model_copy(update={"feed_max_items_per_poll": 2})
+    notes = ["the slipway is closed", "divers inspect the pier", "the dredger arrives", "buoys are repainted",
+             "the lifeboat trains at dawn"]
+    items = [{"title": f"Oldwick harbour notice {n}", "link": f"{site}/tides/{n}",
+              "date": f"Tue, 0{n} Apr 2025 06:00:00 GMT",
+              "content": f"<p>On the {n}th of April {note}, the Oldwick harbour office said.</p>"}
+             for n, note in enumerate(notes, start=1)]
+    FeedSite.routes["/tides/feed.xml"] = xml(rss("Oldwick Harbour Office", items, base=site), etag='"tides-v1"')
+    follow(settings, f"{site}/tides/feed.xml")
+
+    taken = []
+    for hour in range(4):
+        report = poll_feeds(settings, encoders=encoders, now=START + dt.timedelta(hours=hour))
+        taken.append([a.title.rsplit(" ", 1)[1] for _feed, a in report.added])
+    assert taken == [["1", "2"], ["3", "4"], ["5"], []]
+    assert report.results[0].not_modified  # all taken: the validators are sent again, and answered 304
