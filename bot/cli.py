@@ -285,13 +285,17 @@ def ask(
     asked_on = parse_as_of(as_of, as_json=as_json)
     engine = open_engine(index_dir, as_json=as_json)
     answer = guarded(lambda: engine.ask(question, k=k, doc_id=source, as_of=asked_on), as_json=as_json)
+    also = engine.also_reported([c.doc_id for c in answer.citations])
     if as_json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        payload = answer.to_json()
+        for citation in payload["citations"]:
+            citation["also_reported"] = [report.to_json() for report in also.get(citation["doc_id"], [])]
+        print(json.dumps(payload, ensure_ascii=False))
     else:
-        print_answer(answer)
+        print_answer(answer, also)
 
 
-def print_answer(answer: Answer) -> None:
+def print_answer(answer: Answer, also_reported: dict[str, list[Any]] | None = None) -> None:
     if answer.note:
         out.print(f"[dim]{escape(answer.note)}[/]")
     out.print(escape(answer.text), highlight=False)
@@ -303,6 +307,10 @@ def print_answer(answer: Answer) -> None:
         out.print(f"    “{escape(citation.quote)}”", highlight=False)
         if citation.url:
             out.print(f"    {escape(citation.url)}", highlight=False)
+        others = (also_reported or {}).get(citation.doc_id, [])
+        if others:  # the same story, stored once: other outlets' copies (feeds)
+            out.print("    also reported by " + "; ".join(
+                escape(", ".join(p for p in (o.source or o.url, o.published) if p)) for o in others), highlight=False)
     if answer.worded_by_model:
         out.print(f"[dim]{WRITTEN_NOTE}[/]")
     out.print(f"[dim]{answer.timings_ms.get('total', 0):.0f} ms[/]")
@@ -408,7 +416,8 @@ def chat(index_dir: IndexDirOption = None) -> None:
             if not line.strip():
                 continue
             try:
-                print_answer(engine.ask(line))
+                answer = engine.ask(line)
+                print_answer(answer, engine.also_reported([c.doc_id for c in answer.citations]))
             except VerbatimError as error:
                 err.print(f"[yellow]{escape(str(error))}[/]")
             except Exception as error:  # noqa: BLE001 - one bad question must not end the conversation
@@ -449,6 +458,106 @@ def start() -> None:
         out.print("DISCORD_TOKEN is not set and this is not a terminal, so here is one sample answer.\n")
         out.print(f"[bold]? {SAMPLE_QUESTION}[/]")
         ask(SAMPLE_QUESTION)
+
+
+# ---------------------------------------------------------------- feeds
+
+feeds_app = typer.Typer(help="Follow RSS and Atom feeds: new articles are added and indexed.", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="The feed's address (RSS or Atom).")],
+    every: Annotated[int | None, typer.Option("--every", min=1, max=10_080,
+                                              help="Minutes between polls (default: FEED_EVERY_MINUTES).")] = None,
+    channel: Annotated[int | None, typer.Option("--channel", min=1,
+                                                help="A Discord channel id where new articles are announced.")] = None,
+) -> None:
+    """Follow a feed; `verbatim run` polls it on its schedule, `verbatim feeds poll` now."""
+    from index.sources.feeds import open_registry
+
+    settings = load_settings()
+    url = text_argument(url)
+    with open_registry(settings.data_dir) as registry:
+        feed, new = guarded(lambda: registry.add(url, every_minutes=every or settings.feed_every_minutes,
+                                                 channel_id=channel))
+    where = f", announced in channel {feed.channel_id}" if feed.channel_id else ""
+    out.print(f"{'Following' if new else 'Updated'} {escape(feed.url)}: polled every {feed.every_minutes} "
+              f"minutes{where}. `verbatim feeds poll` fetches it now.")
+
+
+@feeds_app.command("list")
+def feeds_list(as_json: JsonOption = False) -> None:
+    """The followed feeds and how each is doing: last success, last error, items added."""
+    from index.sources.feeds import open_registry
+
+    settings = load_settings()
+    with open_registry(settings.data_dir) as registry:
+        feeds = registry.feeds()
+    if as_json:
+        print(json.dumps([feed.to_json() for feed in feeds], ensure_ascii=False))
+        return
+    if not feeds:
+        out.print("No feeds are followed. `verbatim feeds add URL` follows one.")
+        return
+    for feed in feeds:  # one block a feed: a table of eight columns is unreadable in a narrow terminal
+        out.print(f"[bold]{escape(feed.url)}[/]" + (f" — {escape(feed.outlet)}" if feed.outlet else ""),
+                  highlight=False)
+        channel = f" · announced in channel {feed.channel_id}" if feed.channel_id else ""
+        out.print(f"  every {feed.every_minutes} min{channel} · {feed.items_added} articles added", highlight=False)
+        out.print(f"  last success {feed.last_success_at or 'never'} · next poll {feed.next_poll_at}", highlight=False)
+        if feed.last_error:
+            failing = f" [red]({feed.failures} failed in a row)[/]" if feed.failing else ""
+            out.print(f"  last error {feed.last_error_at}: {escape(feed.last_error)}{failing}", highlight=False)
+
+
+@feeds_app.command("remove")
+def feeds_remove(url: Annotated[str, typer.Argument(help="The feed's address, as `feeds list` shows it.")]) -> None:
+    """Stop following a feed (the articles it brought stay in the corpus)."""
+    from index.sources.feeds import open_registry
+
+    settings = load_settings()
+    url = text_argument(url)
+    with open_registry(settings.data_dir) as registry:
+        feed = guarded(lambda: registry.remove(url))
+    out.print(f"No longer following {escape(feed.url)}; its {feed.items_added} articles stay in the corpus.")
+
+
+@feeds_app.command("poll")
+def feeds_poll(as_json: JsonOption = False) -> None:
+    """Fetch every feed once, now: new items are saved to the corpus and indexed."""
+    from index.sources.feed_poll import poll_feeds
+
+    settings = load_settings()
+    report = guarded(lambda: with_progress(lambda progress: poll_feeds(settings, progress=progress)),
+                     as_json=as_json)
+    if as_json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+        return
+    if not report.results:
+        out.print("No feeds are followed. `verbatim feeds add URL` follows one.")
+    for result in report.results:
+        out.print(f"[bold]{escape(result.feed.url)}[/]", highlight=False)
+        if result.error:
+            out.print(f"  [red]failed:[/] {escape(result.error)}", highlight=False)
+            continue
+        if result.not_modified:
+            out.print("  not modified since the last poll")
+        for article in result.added:
+            out.print(f"  added {escape(article.title)} — {escape(article.source or 'unknown outlet')}, "
+                      f"{article.published or 'undated'} ({escape(article.doc_id)})", highlight=False)
+        for duplicate in result.duplicates:
+            out.print(f"  skipped (duplicate) {escape(duplicate.article.title)}: {escape(duplicate.reason)} "
+                      f"({escape(duplicate.kept.doc_id)})", highlight=False)
+        if result.seen:
+            out.print(f"  skipped (already seen) {result.seen} items")
+        for failure in result.failed:
+            out.print(f"  [yellow]failed item:[/] {escape(failure)}", highlight=False)
+    out.print(f"{len(report.added)} added, {report.duplicates} duplicates, {report.seen} already seen, "
+              f"{report.failed} failed.")
+    if report.build is not None:
+        print_build_report(report.build)
 
 
 # ---------------------------------------------------------------- evaluation

@@ -31,6 +31,8 @@ from index.store.vectors import VectorIndexPolicy
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
     from index.answers.llm import AnswerWriter, OnWritten
+    from index.sources.feed_poll import PollReport
+    from index.sources.feeds import AlsoReported
     from index.sources.ingest import IngestReport
 from index.sources.text import only_text
 
@@ -248,6 +250,12 @@ class Engine:
     def article_text(self, doc_id: str) -> str:
         return self.stored.article_text(doc_id)
 
+    def also_reported(self, doc_ids: list[str]) -> dict[str, list[AlsoReported]]:
+        """Other outlets' copies of these documents' stories, stored once (feeds): "also reported by"."""
+        from index.sources.feeds import also_reported
+
+        return also_reported(self.settings.data_dir, doc_ids)
+
     def info(self) -> IndexInfo:
         m = self.stored.manifest
         return IndexInfo(m.model, m.dimension, m.multilingual_model, m.documents, m.passages, m.built_at,
@@ -299,6 +307,19 @@ class LiveEngine:
         return self._while_locked(
             lambda encoders: add_url(self.settings, url, encoders=encoders, progress=progress),
             index_changed=lambda report: report.status == "added",  # a duplicate leaves the index as it was
+        )
+
+    def poll_feeds(self, *, due_only: bool = True, progress: ProgressCallback | None = None) -> PollReport:
+        """Poll the followed feeds (those due, or all): fetching holds no lock, so answers and re-indexes
+        go on; storing the new items runs like a re-index and switches to the new index."""
+        from index.sources.feed_poll import fetch_feeds, store_items
+
+        fetches = fetch_feeds(self.settings, due_only=due_only)
+        if not any(fetched.items for fetched in fetches):  # statuses only: the index is not touched
+            return store_items(self.settings, fetches)
+        return self._while_locked(
+            lambda encoders: store_items(self.settings, fetches, encoders=encoders, progress=progress),
+            index_changed=lambda report: report.build is not None,
         )
 
     def _while_locked(self, work: Callable[[Encoders], T], index_changed: Callable[[T], bool]) -> T:

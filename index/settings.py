@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(5, ge=0, le=20)
     fetch_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # Feeds (RSS and Atom), `verbatim feeds`
+    feed_every_minutes: int = Field(30, ge=1, le=10_080)  # the default interval of `feeds add`
+    feed_max_backoff_minutes: int = Field(360, ge=1, le=10_080)
+    feed_max_items_per_poll: int = Field(20, ge=1, le=1000)
+    feed_duplicate_similarity: float = Field(0.8, ge=0.3, le=1.0)
+    feed_announce_max: int = Field(3, ge=0, le=10)
+
     # Discord
     discord_token: SecretStr | None = None
     discord_guild_id: int | None = None

@@ -18,6 +18,7 @@ from bot.discord.cogs.ask import Ask
 from bot.discord.cogs.check import Check
 from bot.discord.cogs.config import Config
 from bot.discord.cogs.feedback import Feedback, QuotesButton, VoteButton
+from bot.discord.cogs.feeds import Feeds
 from bot.discord.cogs.sources import Sources
 from bot.discord.cogs.timeline import Timeline
 from bot.discord.cooldown import QuestionBudget, ServerBudgets
@@ -64,10 +65,11 @@ class VerbatimBot(commands.Bot):
         # each, so that one's write transaction never meets the other's on the same connection.
         self.feedback = FeedbackStore(connect_state(settings.data_dir), retention_days=settings.feedback_retention_days)
         self.servers = ServerSettingsStore(connect_state(settings.data_dir))
+        self.feed_poll_seconds = 60.0  # how often the Feeds cog looks for feeds that are due
 
     async def setup_hook(self) -> None:
         for cog in (Ask(self), Sources(self), Admin(self), About(self), Feedback(self), Config(self),
-                    Timeline(self)):
+                    Timeline(self), Feeds(self)):
             await self.add_cog(cog)
         await self.add_cog(Check(self))  # /check and the "Check with sources" message menu
         # Buttons under answers route by their custom ids, so old messages' buttons work after a restart.

@@ -9,7 +9,7 @@ Nothing here talks to Discord or the engine; it only shapes data, so it is easy 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -259,14 +259,19 @@ def outlet_line(item: Any) -> str:
     return ", ".join(part for part in (one_line(item.source or ""), _date(item.published)) if part)
 
 
-def citation_line(citation: Any) -> str:
-    """`n. title — outlet, date`, the title linked to the article."""
+def citation_line(citation: Any, also_reported: Sequence[Any] = ()) -> str:
+    """`n. title — outlet, date`, the title linked to the article; then other outlets' copies of the
+    same story, stored once (feeds): `· also reported by outlet, date`."""
     title = truncate(escape(one_line(citation.title) or citation.doc_id), 200)
     linked = f"[{title}]({citation.url})" if _is_link(citation.url) else title
     # A citation always says when its source was published, or that it does not say.
     dated = _date(citation.published) or "undated"
     outlet = ", ".join(part for part in (one_line(citation.source or ""), dated) if part)
-    return f"{citation.n}. {linked} — {truncate(escape(outlet), 120)}"
+    line = f"{citation.n}. {linked} — {truncate(escape(outlet), 120)}"
+    if also_reported:
+        others = "; ".join(escape(outlet_line(report) or one_line(report.url)) for report in also_reported)
+        line += f" · also reported by {truncate(others, 300)}"
+    return line
 
 
 def _is_link(url: str | None) -> bool:
@@ -316,13 +321,16 @@ def answer_body(answer: Any) -> str:
     return _MARKER.sub(lambda m: f"[{m[1]}]" if m[1] in numbers else m[0], escape(answer.text or ""))
 
 
-def answer_messages(answer: Any, *, scope: str) -> list[list[discord.Embed]]:
-    """An answer as embeds: the text with its [n] markers, the sources linked, a footer saying what was searched."""
+def answer_messages(answer: Any, *, scope: str,
+                    also_reported: Mapping[str, Sequence[Any]] | None = None) -> list[list[discord.Embed]]:
+    """An answer as embeds: the text with its [n] markers, the sources linked (with other outlets that
+    reported the same story), a footer saying what was searched."""
     body = answer_body(answer)
     if answer.note:
         body += f"\n\n*{escape(one_line(answer.note))}*"
     heading = "Sources" if answer.answered else "Closest sources"
-    fields = _lines_to_fields(heading, (citation_line(c) for c in answer.citations))
+    fields = _lines_to_fields(heading, (citation_line(c, (also_reported or {}).get(c.doc_id, ()))
+                                        for c in answer.citations))
     return pack(
         escape(one_line(answer.question)),
         body,

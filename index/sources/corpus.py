@@ -252,8 +252,9 @@ def read_text_file(path: Path) -> Article:
     return Article(doc_id=slugify(path.stem), title=title.strip(), text=body.strip(), origin=shown(path))
 
 
-def article_markdown(article: Article) -> str:
-    """The article as a corpus file: YAML front matter, then the text."""
+def article_markdown(article: Article, extra: dict[str, str] | None = None) -> str:
+    """The article as a corpus file: YAML front matter (plus `extra` fields, e.g. the feed it came
+    from, which reading ignores), then the text."""
     meta = {
         key: value
         for key, value in {
@@ -261,18 +262,22 @@ def article_markdown(article: Article) -> str:
             "published": article.published, "author": article.author, "lang": article.lang,
         }.items()
         if value
-    }
+    } | dict(extra or {})
     front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False, width=1000)
     return f"---\n{front}---\n\n{article.text}\n"
 
 
-def save_article(folder: Path, article: Article) -> Path:
+def save_article(folder: Path, article: Article, extra: dict[str, str] | None = None) -> Path:
     """Write `article` as `<folder>/<doc_id>.md` atomically: a crash leaves no half-written file."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{article.doc_id}.md"
     staging = folder / f".{article.doc_id}.md.tmp"
-    staging.write_text(article_markdown(article), encoding="utf-8")
-    os.replace(staging, path)
+    try:
+        staging.write_text(article_markdown(article, extra), encoding="utf-8")
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
     return path
 
 

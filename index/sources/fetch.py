@@ -55,8 +55,19 @@ class FetchPolicy:
 @dataclass(frozen=True)
 class FetchedPage:
     url: str  # the final address, after redirects
-    html: bytes
+    html: bytes  # the body (a feed's XML when fetched as one); empty when not modified
     content_type: str
+    status: int = 200  # 304: not modified since the validators sent (`Validators`), so no body
+    etag: str = ""  # the validators to send next time, when the server gave them
+    last_modified: str = ""
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a conditional request sends: the ETag and Last-Modified of the copy already held."""
+
+    etag: str = ""
+    last_modified: str = ""
 
 
 def normalise_url(url: str) -> str:
@@ -288,8 +299,10 @@ class _PinnedBackend(httpcore.NetworkBackend):
         time.sleep(seconds)
 
 
-def fetch_page(url: str, policy: FetchPolicy) -> FetchedPage:
-    """GET an HTML page, following at most `max_redirects` redirects, each one checked."""
+def fetch_page(url: str, policy: FetchPolicy, *, accept: frozenset[str] = frozenset(HTML_TYPES),
+               validators: Validators | None = None) -> FetchedPage:
+    """GET an HTML page (or another of the `accept` types), following at most `max_redirects`
+    redirects, each one checked. With `validators`, a 304 answer comes back as status 304."""
     current = normalise_url(url)
     deadline = _Deadline(policy.timeout_seconds)
     backend = _PinnedBackend(deadline)
@@ -299,12 +312,12 @@ def fetch_page(url: str, policy: FetchPolicy) -> FetchedPage:
                 parts = urlsplit(current)
                 backend.pin(parts.hostname or "", check_address(current, policy))
                 try:
-                    with pool.stream("GET", _core_url(parts), headers=_request_headers(parts),
+                    with pool.stream("GET", _core_url(parts), headers=_request_headers(parts, accept, validators),
                                      extensions={"timeout": dict.fromkeys(
                                          ("connect", "read", "write", "pool"), policy.timeout_seconds)}) as response:
                         target = _redirect_target(current, response)
                         if target is None:
-                            return _read_page(current, response, policy)
+                            return _read_page(current, response, policy, accept, validators)
                 except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError) as error:
                     if deadline.passed() or isinstance(error, httpcore.TimeoutException):
                         late = f"{current} did not answer within {policy.timeout_seconds:g} s; try again later."
@@ -324,13 +337,20 @@ def _core_url(parts: SplitResult) -> httpcore.URL:
                         port=parts.port, target=target.encode("ascii"))
 
 
-def _request_headers(parts: SplitResult) -> list[tuple[bytes, bytes]]:
-    return [
+def _request_headers(parts: SplitResult, accept: frozenset[str],
+                     validators: Validators | None) -> list[tuple[bytes, bytes]]:
+    headers = [
         (b"Host", parts.netloc.encode("ascii")),  # the name, although the connection goes to a pinned address
         (b"User-Agent", USER_AGENT.encode("ascii")),
-        (b"Accept", b"text/html,application/xhtml+xml"),
+        (b"Accept", ",".join(sorted(accept)).encode("ascii")),
         (b"Accept-Encoding", b"gzip"),
     ]
+    # Validators are the server's own header values, sent back only if they are plain header text.
+    if validators and validators.etag.isascii() and validators.etag.isprintable():
+        headers.append((b"If-None-Match", validators.etag.encode("ascii")))
+    if validators and validators.last_modified.isascii() and validators.last_modified.isprintable():
+        headers.append((b"If-Modified-Since", validators.last_modified.encode("ascii")))
+    return [(name, value) for name, value in headers if value]
 
 
 def _header(response: httpcore.Response, name: bytes) -> str:
@@ -358,12 +378,18 @@ def _redirect_target(url: str, response: httpcore.Response) -> str | None:
             f"{url} redirects to {_shown(location)}, which is not a web address Verbatim fetches.") from None
 
 
-def _read_page(url: str, response: httpcore.Response, policy: FetchPolicy) -> FetchedPage:
+def _read_page(url: str, response: httpcore.Response, policy: FetchPolicy, accept: frozenset[str],
+               validators: Validators | None) -> FetchedPage:
+    etag, last_modified = _header(response, b"etag"), _header(response, b"last-modified")
+    if response.status == 304 and validators is not None:
+        return FetchedPage(url=url, html=b"", content_type="", status=304, etag=etag or validators.etag,
+                           last_modified=last_modified or validators.last_modified)
     if not 200 <= response.status < 300:
         raise FetchError(f"{url} answered HTTP {response.status}; check the address.")
     content_type = _header(response, b"content-type").split(";")[0].strip().lower()
-    if content_type not in HTML_TYPES:
-        raise FetchError(f"{url} is {content_type or 'of no stated type'}, not a web page (HTML).")
+    if content_type not in accept:
+        wanted = "a web page (HTML)" if accept == HTML_TYPES else "one of " + ", ".join(sorted(accept))
+        raise FetchError(f"{url} is {content_type or 'of no stated type'}, not {wanted}.")
     declared = _header(response, b"content-length")
     if declared.isdigit() and int(declared) > policy.max_bytes:
         raise FetchError(f"{url} is {int(declared):,} bytes; pages over {policy.max_bytes:,} bytes are not fetched.")
@@ -374,7 +400,8 @@ def _read_page(url: str, response: httpcore.Response, policy: FetchPolicy) -> Fe
         if received > policy.max_bytes:
             raise FetchError(f"{url} is over {policy.max_bytes:,} bytes; pages that large are not fetched.")
         decoder.feed(chunk)
-    return FetchedPage(url=url, html=decoder.finish(), content_type=content_type)
+    return FetchedPage(url=url, html=decoder.finish(), content_type=content_type, status=response.status,
+                       etag=etag, last_modified=last_modified)
 
 
 class _Decoder:

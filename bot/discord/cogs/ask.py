@@ -21,6 +21,7 @@ from bot.discord.streaming import Send, answer_as_written
 if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
     from index.answers.compose import Answer
+    from index.engine import Engine
 
 log = logging.getLogger("verbatim.discord.ask")
 
@@ -33,10 +34,13 @@ def strip_mentions(text: str) -> str:
     return " ".join(_MENTION.sub(" ", text or "").split())
 
 
-async def post_answer(answer: Answer, scope: str, send: Send, buttons: discord.ui.View) -> None:
+async def post_answer(answer: Answer, scope: str, send: Send, buttons: discord.ui.View, engine: Engine) -> None:
     """Send an answer as one or more messages; `send(first, kwargs)` posts one, the buttons (quotes,
-    👍, 👎: see answer_buttons) go under the last."""
-    messages = formatting.answer_messages(answer, scope=scope)
+    👍, 👎: see answer_buttons) go under the last. Each source names the other outlets that reported its
+    story (`engine`)."""
+    also = (await asyncio.to_thread(engine.also_reported, [c.doc_id for c in answer.citations])
+            if answer.citations else {})
+    messages = formatting.answer_messages(answer, scope=scope, also_reported=also)
     for number, embeds in enumerate(messages, start=1):
         kwargs: dict[str, Any] = {"embeds": embeds, "allowed_mentions": NONE}
         if number == len(messages):
@@ -91,7 +95,7 @@ class Ask(commands.Cog):
 
         async def post_with_buttons(answer: Answer, scope: str, send: Send) -> None:
             buttons = await answer_buttons(self.bot, answer, guild_id=guild_id, channel_id=channel_id)
-            await post_answer(answer, scope, send, buttons)
+            await post_answer(answer, scope, send, buttons, engine)
 
         # A written answer (ANSWER_MODE=llm) is shown as its checked sentences come.
         answer = await answer_as_written(
