@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_error_at TEXT,
     failures INTEGER NOT NULL DEFAULT 0,
     next_poll_at TEXT NOT NULL,
-    items_added INTEGER NOT NULL DEFAULT 0
+    items_added INTEGER NOT NULL DEFAULT 0,
+    guild_id INTEGER                    -- the Discord server that follows it; NULL: the operator (terminal)
 );
 CREATE TABLE IF NOT EXISTS feed_items (
     feed_url TEXT NOT NULL REFERENCES feeds(url) ON DELETE CASCADE,
@@ -111,6 +112,7 @@ class Feed:
     failures: int  # consecutive; 0 once a poll succeeds
     next_poll_at: str
     items_added: int
+    guild_id: int | None = None  # the server that added it with /feeds add; None: added from the terminal
 
     def due(self, moment: dt.datetime) -> bool:
         return dt.datetime.fromisoformat(self.next_poll_at) <= moment
@@ -150,45 +152,62 @@ class FeedRegistry:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         conn.executescript(_SCHEMA)
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(feeds)")}
+        if "guild_id" not in columns:  # a data folder from before feeds belonged to a server
+            conn.execute("ALTER TABLE feeds ADD COLUMN guild_id INTEGER")
 
     # ------------------------------------------------------------ the feeds
 
-    def add(self, url: str, *, every_minutes: int, channel_id: int | None = None,
+    def add(self, url: str, *, every_minutes: int, channel_id: int | None = None, guild_id: int | None = None,
             now: dt.datetime | None = None) -> tuple[Feed, bool]:
         """Follow `url` (polled at the next chance); for a feed already followed, change its interval and
-        channel instead. Returns the feed and whether it is new."""
+        channel instead. Returns the feed and whether it is new.
+
+        `guild_id` is the Discord server adding it (None: the operator, from the terminal). A server may
+        only change its own feeds; the terminal may change any."""
         if every_minutes < 1:
             raise FeedError("A feed is polled at most once a minute: give --every 1 or more.")
         address = _feed_address(url)
         moment = _stamp(now or now_utc())
         existing = self.get(address)
         if existing is not None:
+            if guild_id is not None and existing.guild_id != guild_id:
+                # The corpus is shared: its articles already reach this server's answers.
+                raise FeedError(f"{address} is already followed for the bot as a whole (by another server or "
+                                "its operator), so its articles are already indexed. /config sources chooses "
+                                "which articles this server's answers use.")
             self.conn.execute("UPDATE feeds SET every_minutes = ?, channel_id = ? WHERE url = ?",
                               (every_minutes, channel_id, address))
         else:
             self.conn.execute(
-                "INSERT INTO feeds (url, every_minutes, channel_id, added_at, next_poll_at) VALUES (?, ?, ?, ?, ?)",
-                (address, every_minutes, channel_id, moment, moment))
+                "INSERT INTO feeds (url, every_minutes, channel_id, added_at, next_poll_at, guild_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (address, every_minutes, channel_id, moment, moment, guild_id))
         return self._get(address), existing is None
 
-    def remove(self, url: str) -> Feed:
+    def remove(self, url: str, *, guild_id: int | None = None) -> Feed:
+        """Stop following `url`. With `guild_id`, only a feed that server added (the terminal: any)."""
         address = _feed_address(url)
-        feed = self._get(address)
+        feed = self._get(address, guild_id)
         self.conn.execute("DELETE FROM feeds WHERE url = ?", (address,))
         return feed
 
-    def _get(self, url: str) -> Feed:
+    def _get(self, url: str, guild_id: int | None = None) -> Feed:
         feed = self.get(url)
-        if feed is None:
-            raise FeedError(f"No feed {url} is followed; `feeds list` shows the feeds.")
+        if feed is None or (guild_id is not None and feed.guild_id != guild_id):
+            whose = " by this server" if guild_id is not None else ""
+            raise FeedError(f"No feed {url} is followed{whose}; `feeds list` shows the feeds.")
         return feed
 
     def get(self, url: str) -> Feed | None:
         row = self.conn.execute("SELECT * FROM feeds WHERE url = ?", (url,)).fetchone()
         return Feed(**dict(row)) if row else None
 
-    def feeds(self) -> list[Feed]:
-        return [Feed(**dict(row)) for row in self.conn.execute("SELECT * FROM feeds ORDER BY added_at, url")]
+    def feeds(self, *, guild_id: int | None = None) -> list[Feed]:
+        """Every followed feed, or with `guild_id` only those that server added."""
+        rows = self.conn.execute("SELECT * FROM feeds WHERE ? IS NULL OR guild_id = ? ORDER BY added_at, url",
+                                 (guild_id, guild_id))
+        return [Feed(**dict(row)) for row in rows]
 
     def due(self, moment: dt.datetime) -> list[Feed]:
         return [feed for feed in self.feeds() if feed.due(moment)]

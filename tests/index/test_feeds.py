@@ -345,3 +345,31 @@ def test_items_beyond_the_limit_are_taken_at_the_next_poll(site, newsroom, encod
         taken.append([a.title.rsplit(" ", 1)[1] for _feed, a in report.added])
     assert taken == [["1", "2"], ["3", "4"], ["5"], []]
     assert report.results[0].not_modified  # all taken: the validators are sent again, and answered 304
+
+
+def test_a_feed_belongs_to_the_server_that_added_it_and_old_data_folders_gain_the_column(tmp_path):
+    from index.state import connect_state
+
+    conn = connect_state(tmp_path)  # the feeds table as it was before feeds belonged to a server
+    conn.execute("CREATE TABLE feeds (url TEXT PRIMARY KEY, every_minutes INTEGER NOT NULL, channel_id INTEGER, "
+                 "outlet TEXT, added_at TEXT NOT NULL, etag TEXT NOT NULL DEFAULT '', last_modified TEXT NOT NULL "
+                 "DEFAULT '', last_polled_at TEXT, last_success_at TEXT, last_error TEXT, last_error_at TEXT, "
+                 "failures INTEGER NOT NULL DEFAULT 0, next_poll_at TEXT NOT NULL, "
+                 "items_added INTEGER NOT NULL DEFAULT 0)")
+    conn.execute("INSERT INTO feeds (url, every_minutes, added_at, next_poll_at) VALUES "
+                 "('https://old.example/feed', 30, '2025-01-01T00:00:00+00:00', '2025-01-01T00:00:00+00:00')")
+    conn.close()
+    with open_registry(tmp_path) as registry:
+        [old] = registry.feeds()
+        assert old.guild_id is None  # the operator's
+        registry.add("https://a.example/feed", every_minutes=10, guild_id=1)
+        registry.add("https://b.example/feed", every_minutes=10, guild_id=2)
+        assert [f.url for f in registry.feeds(guild_id=1)] == ["https://a.example/feed"]
+        assert len(registry.feeds()) == 3  # the terminal sees them all
+        with pytest.raises(FeedError, match="already followed"):
+            registry.add("https://a.example/feed", every_minutes=5, guild_id=2)
+        with pytest.raises(FeedError, match="followed by this server"):
+            registry.remove("https://old.example/feed", guild_id=1)
+        assert registry.add("https://a.example/feed", every_minutes=5, guild_id=1)[0].every_minutes == 5
+        registry.remove("https://b.example/feed")  # the terminal may remove any
+        assert {f.url for f in registry.feeds()} == {"https://old.example/feed", "https://a.example/feed"}
