@@ -825,13 +825,23 @@ def feedback(
                                                               "(2026-11-01, or 2026-11-01T12:00; UTC).")] = None,
 ) -> None:
     """Export readers' 👍/👎 votes on the bot's answers, with the question, answer and citations."""
-    from index.feedback import FeedbackStore, feedback_rows_json, parse_since
-    from index.state import connect_state
+    import sqlite3
+    from contextlib import closing
+
+    from index.feedback import FeedbackRow, FeedbackStore, feedback_rows_json, parse_since
+    from index.state import connect_state, state_path
 
     settings = load_settings()
     cutoff = guarded(lambda: parse_since(since), as_json=as_json) if since else None
-    store = FeedbackStore(connect_state(settings.data_dir), retention_days=settings.feedback_retention_days)
-    rows = store.export(since=cutoff)
+    rows: list[FeedbackRow] = []
+    # Only read: a data folder without votes is left as it is (no database, tables or salt made to export).
+    path = state_path(settings.data_dir)
+    if path.exists():
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as probe:
+            voted = probe.execute("SELECT 1 FROM sqlite_master WHERE name = 'feedback_votes'").fetchone()
+        if voted:  # the tables and the salt exist, so opening the store changes nothing
+            with closing(connect_state(settings.data_dir)) as conn:
+                rows = FeedbackStore(conn, retention_days=settings.feedback_retention_days).export(since=cutoff)
     if as_json:
         print(json.dumps(feedback_rows_json(rows), ensure_ascii=False))
         return

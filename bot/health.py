@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -37,7 +37,7 @@ log = logging.getLogger("verbatim.health")
 # cache, a busy machine or a slow reranker.
 ANSWER_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-QuestionVia = Literal["slash", "mention", "forum"]
+QuestionVia = Literal["slash", "mention", "forum", "check", "timeline"]
 ErrorKind = Literal["user", "internal"]
 
 
@@ -60,7 +60,7 @@ class Metrics:
         self.ready = Gauge("verbatim_ready", "1 when the index is loaded and Discord is connected.", registry=r)
         self.documents = Gauge("verbatim_index_documents", "Articles in the index being served.", registry=r)
         self.passages = Gauge("verbatim_index_passages", "Passages in the index being served.", registry=r)
-        for via in ("slash", "mention", "forum"):  # so each series exists (at 0) before the first question
+        for via in get_args(QuestionVia):  # so each series exists (at 0) before the first question
             self.questions.labels(via)
         for kind in ("user", "internal"):
             self.errors.labels(kind)

@@ -2,7 +2,7 @@
 
 A server stores only what it changed, one row per setting, in the data folder's database; everything
 else follows the environment (`.env`), so changing a default there reaches every server that kept it.
-No Discord imports: the feeds work and the terminal read these too (see `announcement_channel`).
+No Discord imports: nothing here needs Discord, and the terminal may read these too.
 """
 
 from __future__ import annotations
@@ -148,11 +148,6 @@ class ServerSettingsStore:
             values["forum_tag"] = own["forum_tag"]
         return ServerConfig(**{**base.__dict__, **values, "overridden": frozenset(own)})
 
-    def announcement_channel(self, guild_id: int) -> int | None:
-        """Where the feeds work announces new articles for this server (None: nowhere)."""
-        channel = self._cache.get(guild_id, {}).get("announcement_channel")
-        return int(channel) if channel is not None else None
-
     # ------------------------------------------------------------ changes
 
     def set_answer_channels(self, guild_id: int, channel_ids: Sequence[int]) -> None:
@@ -215,12 +210,3 @@ class ServerSettingsStore:
         # A new dict, assigned at once: readers on the event loop see the old or the new settings.
         self._cache = {**self._cache, guild_id: {**self._cache.get(guild_id, {}), key: value}}
 
-
-def announcement_channel(settings: Settings, guild_id: int) -> int | None:
-    """The channel where the feeds work announces new articles for a server, or None. Opens the data
-    folder's database itself: for callers outside the bot (a `verbatim feeds poll` in a terminal)."""
-    conn = connect_state(settings.data_dir)
-    try:
-        return ServerSettingsStore(conn).announcement_channel(guild_id)
-    finally:
-        conn.close()

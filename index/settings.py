@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     feed_max_items_per_poll: int = Field(20, ge=1, le=1000)
     feed_duplicate_similarity: float = Field(0.8, ge=0.3, le=1.0)
     feed_announce_max: int = Field(3, ge=0, le=10)
+    # Whether `verbatim run` polls feeds in the background. Also only where shard 0 runs (or with no
+    # SHARD_IDS), so that of several processes exactly one polls (docs/deploy.md).
+    feed_polling: bool = True
 
     # Discord
     discord_token: SecretStr | None = None

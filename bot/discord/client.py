@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import discord
 from discord.ext import commands
 
-from bot.discord.catalog import SourceCatalog
+from bot.discord.catalog import Scope, SourceCatalog
 from bot.discord.cogs.about import About
 from bot.discord.cogs.admin import Admin
 from bot.discord.cogs.ask import Ask
@@ -31,6 +34,15 @@ from index.settings import Settings
 from index.state import connect_state
 
 log = logging.getLogger("verbatim.discord")
+
+T = TypeVar("T")
+
+# Threads of their own for long work, so that it never holds the default pool that asyncio.to_thread
+# shares (a few threads on a small machine) and questions never wait for a free thread: feed polls
+# and re-indexes (one at a time anyway, under the build lock), and written answers (ANSWER_MODE=llm),
+# which wait seconds on the model.
+BACKGROUND_THREADS = 2
+WRITER_THREADS = 4
 
 MISSING_INTENT = (
     "The Message Content intent is not enabled for this bot, so it cannot read replies that do not mention it "
@@ -66,6 +78,8 @@ class VerbatimBot(commands.Bot):
         self.feedback = FeedbackStore(connect_state(settings.data_dir), retention_days=settings.feedback_retention_days)
         self.servers = ServerSettingsStore(connect_state(settings.data_dir))
         self.feed_poll_seconds = 60.0  # how often the Feeds cog looks for feeds that are due
+        self.background_jobs = ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="verbatim-background")
+        self.writer_jobs = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="verbatim-writer")
 
     async def setup_hook(self) -> None:
         for cog in (Ask(self), Sources(self), Admin(self), About(self), Feedback(self), Config(self),
@@ -90,6 +104,21 @@ class VerbatimBot(commands.Bot):
         await super().close()
         self.feedback.conn.close()
         self.servers.conn.close()
+        for executor in (self.background_jobs, self.writer_jobs):
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    async def in_background(self, work: Callable[..., T], *args: Any) -> T:
+        """Run long blocking work (a feed poll, a re-index) on the bot's background threads (in a copy of
+        this context, as asyncio.to_thread does, so what the work schedules back on the loop runs in it)."""
+        call = functools.partial(contextvars.copy_context().run, work, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.background_jobs, call)
+
+    @property
+    def polls_feeds(self) -> bool:
+        """Whether this process polls feeds: FEED_POLLING, and only the process that runs shard 0 (or
+        every shard), so that several shard processes do not all poll the same feeds."""
+        ids = self.settings.shard_ids
+        return self.settings.feed_polling and (not ids or 0 in ids)
 
     # ---------------------------------------------------------------- per-server settings
 
@@ -106,10 +135,23 @@ class VerbatimBot(commands.Bot):
             burst, window = budget.burst, budget.window_seconds
         return self.question_budgets.for_server(guild_id, burst, window)
 
-    def allowed_doc_ids(self, engine: Engine, guild_id: int | None) -> frozenset[str] | None:
-        """The articles a server's answers may quote (None: all). Blocking for a big corpus: call it in a thread."""
-        sources = self.server_config(guild_id).sources if guild_id is not None else ()
-        return allowed_doc_ids(sources, engine.sources()) if sources else None
+    def answers_privately(self, guild_id: int | None) -> bool:
+        """Whether a server shows command answers (/ask, /check, /timeline) to the asker only (`/config visibility`)."""
+        return guild_id is not None and self.server_config(guild_id).visibility == "ephemeral"
+
+    def scope(self, engine: Engine, guild_id: int | None) -> Scope:
+        """What a server's questions search (its /config sources, else every indexed article), for /ask,
+        /check, /timeline, /search and /sources alike. Blocking for a big corpus: call it in a thread."""
+        sources = self._server_sources(guild_id)
+        allowed = allowed_doc_ids(sources, engine.sources()) if sources else None
+        return Scope.of(allowed, len(self.catalog) or engine.info().documents)
+
+    def catalog_allowed(self, guild_id: int | None) -> frozenset[str] | None:
+        """`scope(...).allowed` from the in-memory catalog: for autocomplete, which must answer at once."""
+        return self.catalog.allowed(self._server_sources(guild_id))
+
+    def _server_sources(self, guild_id: int | None) -> tuple[str, ...]:
+        return self.server_config(guild_id).sources if guild_id is not None else ()
 
     async def on_message(self, message: discord.Message) -> None:
         # commands.Bot would try to run prefix commands here; there are none, so do nothing.

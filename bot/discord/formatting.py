@@ -368,11 +368,11 @@ def source_label(doc: Any) -> str:
     return f"{one_line(doc.title) or doc.doc_id}" + (f" — {outlet}" if outlet else "")
 
 
-def sources_pages(documents: Sequence[Any]) -> list[discord.Embed]:
+def sources_pages(documents: Sequence[Any], heading: str = "Indexed sources") -> list[discord.Embed]:
     """The indexed articles, up to ten to a page (fewer when their lines are long): id, title, outlet, date."""
     total = len(documents)
     if not documents:
-        return [discord.Embed(title="Indexed sources", description="The index is empty.", colour=COLOUR)]
+        return [discord.Embed(title=heading, description="The index is empty.", colour=COLOUR)]
     pages: list[list[str]] = [[]]
     for doc in documents:
         # At most ~2,400 characters (the link is at most 2048), so a line always fits a page.
@@ -385,7 +385,7 @@ def sources_pages(documents: Sequence[Any]) -> list[discord.Embed]:
         if len(page) == SOURCES_PER_PAGE or len("\n".join([*page, line])) > DESCRIPTION:
             pages.append(page := [])
         page.append(line)
-    embeds = [discord.Embed(title=f"Indexed sources ({total})", description="\n".join(lines), colour=COLOUR)
+    embeds = [discord.Embed(title=f"{heading} ({total})", description="\n".join(lines), colour=COLOUR)
               for lines in pages]
     return _number_pages(embeds, "Use /source with an id for details")
 

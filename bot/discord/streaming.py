@@ -8,8 +8,11 @@ When the answer is done it replaces what was shown, with its "Show quotes" butto
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any
 
@@ -28,9 +31,9 @@ AskWithUpdates = Callable[[Callable[[Answer], None]], Answer]
 
 
 async def answer_as_written(ask: AskWithUpdates, scope: str, send: Send, post: Post,
-                            interval: float = EDIT_INTERVAL) -> Answer:
-    """Run `ask(on_written)` in a worker thread, show what it hands over as it comes, then `post` the answer
-    and return it.
+                            interval: float = EDIT_INTERVAL, executor: Executor | None = None) -> Answer:
+    """Run `ask(on_written)` in a worker thread (of `executor`, else the default pool), show what it hands
+    over as it comes, then `post` the answer and return it.
 
     `send(first, kwargs)` posts a message (as for `post`); the first one shown is later edited into the
     answer's first message."""
@@ -45,17 +48,18 @@ async def answer_as_written(ask: AskWithUpdates, scope: str, send: Send, post: P
         latest.append(partial)
         arrived.set()
 
-    work = asyncio.ensure_future(asyncio.to_thread(ask, on_written))
+    # In a copy of this context, as asyncio.to_thread does, so the handed-over sentences arrive in it.
+    work = loop.run_in_executor(executor, functools.partial(contextvars.copy_context().run, ask, on_written))
     message: Any = None
     shown, shown_at = 0, 0.0
     while not work.done():
         waits: set[asyncio.Future[Any]] = {work, asyncio.ensure_future(arrived.wait())}
+        timeout = None
         if len(latest) > shown and message is not None:
-            # A sentence held back by the interval: wake when it may be shown. A real-time sleep in a
-            # thread, not a loop timer: the wait is about Discord's clock, which no test may fake.
-            remaining = max(shown_at + interval - time.perf_counter(), 0.0)
-            waits.add(asyncio.ensure_future(asyncio.to_thread(time.sleep, remaining)))
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            # A sentence held back by the interval: wake when it may be shown (a loop timer, which
+            # holds no thread and ends with the wait).
+            timeout = max(shown_at + interval - time.perf_counter(), 0.0)
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiting in waits - {work}:
             waiting.cancel()
         arrived.clear()

@@ -11,9 +11,8 @@ from simcord.builders import ChannelHandle
 from bot.discord.client import create_bot
 from bot.discord.errors import unwrap
 from index.feedback import FeedbackStore
-from index.server_settings import announcement_channel
 from index.state import connect_state
-from tests.bot.conftest import embed_text
+from tests.bot.conftest import embed_text, wait_until
 
 QUESTION = "How many civilians were killed?"
 
@@ -85,8 +84,9 @@ async def test_buttons_work_after_a_restart_and_old_answers_say_so(env, settings
     # Past the retention the buttons answer politely instead of failing.
     store = FeedbackStore(connect_state(settings.data_dir))
     store.conn.execute("UPDATE feedback_answers SET created_at = '2020-01-01T00:00:00+00:00'")
-    late = await alice.click(answer, custom_id=buttons["👎"])
-    assert late.ephemeral and "too old to rate" in late.response.content and late.modal is None
+    late = await alice.click(answer, custom_id=buttons["👎"])  # the form opens first: no database before it
+    told = await alice.submit_modal(late, {"reason": "late"})
+    assert told.ephemeral and "too old to rate" in told.response.content
     gone = await alice.click(answer, label="Show quotes")
     assert gone.ephemeral and "its quotes are no longer kept" in gone.response.content
     assert votes(settings) == [("up", None)]
@@ -132,7 +132,7 @@ async def test_config_show_marks_what_comes_from_the_environment(env, settings, 
     assert text.count("default (environment)") == 5
     announcements = guild.create_text_channel("new-articles")
     await admin.slash(channel, "config announcements", channel=announcements)
-    assert announcement_channel(settings, guild.id) == announcements.id  # what the feeds work reads
+    assert env.bot.server_config(guild.id).announcement_channel == announcements.id  # what the Feeds cog reads
     reset = await admin.slash(channel, "config reset", setting="question_budget")
     assert reset.response.content == "Question budget: back to the default."
     assert env.bot.server_config(guild.id).overridden == {"announcement_channel"}
@@ -261,3 +261,107 @@ async def test_a_forum_post_with_the_configured_tag_is_answered(env, guild, chan
     answer = post.last_message
     assert answer.author.id == env.bot.user.id
     assert "973" in answer.embeds[0].description and "👍" in custom_ids(answer)
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+async def test_answer_buttons_leave_nothing_in_discords_view_store(env, channel, alice):
+    import gc
+
+    store = env.bot._connection._view_store
+    for _ in range(3):
+        _result, answer = await ask(alice, channel)
+    gc.collect()
+    # Clicks are routed by the buttons' custom ids alone: no view per answer is kept, whatever its kind.
+    assert store._views == {} and store._synced_message_views == {} and store.persistent_views == []
+    assert not [o for o in gc.get_objects() if isinstance(o, discord.ui.View)]
+    voted = await alice.click(answer, custom_id=custom_ids(answer)["👍"])  # and the buttons still work
+    assert voted.response.content == "Thanks: your 👍 is recorded."
+
+
+async def test_a_down_vote_opens_the_form_before_the_database_is_touched(env, settings, channel, alice):
+    import sqlite3
+    import threading
+
+    from index.state import state_path
+
+    _result, answer = await ask(alice, channel)
+    # Another process holds the database's write lock for a while (a feed poll storing its items, say).
+    holder = sqlite3.connect(state_path(settings.data_dir), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    form_first: list[bool] = []
+
+    def release() -> None:
+        form_first.append(any(r.json and r.json.get("type") == 9 for r in list(env.http_requests)
+                              if "/interactions/" in r.path))
+        holder.execute("COMMIT")
+
+    timer = threading.Timer(1.5, release)
+    timer.start()
+    try:
+        down = await alice.click(answer, custom_id=custom_ids(answer)["👎"])
+    finally:
+        timer.join()
+        holder.close()
+    assert down.modal is not None
+    assert form_first == [True]  # the form was open while the lock was still held
+    await wait_until(lambda: votes(settings) == [("down", None)])  # then the 👎 counted, once
+    submitted = await alice.submit_modal(down, {"reason": "older figure"})
+    assert "👎 is recorded" in submitted.response.content
+    assert votes(settings) == [("down", "older figure")]
+
+
+async def test_a_refused_question_in_a_thread_reads_no_history(env, guild, channel, alice, admin):
+    me = env.bot.user
+    await admin.slash(channel, "config budget", questions=1, window_seconds=600)
+    thread = thread_handle(env, guild, env.backend.create_thread(channel.id, "Casualties", alice.id))
+    await env.settle()
+
+    def history_reads() -> int:
+        return sum(1 for r in env.http_requests if r.method == "GET" and f"/channels/{thread.id}/messages" in r.path)
+
+    await alice.send(thread, f"<@{me.id}>")  # nothing asked: a hint, no history
+    assert "Ask me something after the mention" in thread.last_message.content and history_reads() == 0
+    await alice.send(thread, f"<@{me.id}> How many Syrian security forces were killed?")
+    assert "125" in thread.last_message.embeds[0].description
+    read = history_reads()
+    await alice.send(thread, f"<@{me.id}> How many of them were killed?")
+    assert "you can ask again" in thread.last_message.content
+    assert history_reads() == read  # the budget refused it before any history request
+
+
+async def test_check_and_timeline_follow_the_servers_visibility_budget_and_metrics(env, guild, channel, alice, bob,
+                                                                                   admin):
+    await admin.slash(channel, "config visibility", value="ephemeral")
+    await admin.slash(channel, "config budget", questions=2, window_seconds=600)
+    metrics = env.bot.health.metrics.registry
+
+    checked = await alice.slash(channel, "check", claim="More than 973 civilians were killed.")
+    assert checked.ephemeral and "Supported" in embed_text(checked.response.embeds)
+    assert checked.response.message.id not in [m.id for m in channel.history(viewer=bob)]
+    timeline = await alice.slash(channel, "timeline", topic="civilians killed")
+    assert timeline.ephemeral and timeline.response.embeds[0].title.startswith("Timeline: civilians killed")
+    assert "searched the 1 indexed article" in timeline.response.embeds[-1].footer.text
+    for via in ("check", "timeline"):
+        assert metrics.get_sample_value("verbatim_questions_total", {"via": via}) == 1
+
+    refused = await alice.slash(channel, "timeline", topic="civilians killed")  # the third question in the window
+    assert refused.ephemeral and "you can ask again" in refused.response.content
+    assert metrics.get_sample_value("verbatim_questions_total", {"via": "timeline"}) == 1
+    assert [type(unwrap(e)).__name__ for e in env.errors] == ["CommandOnCooldown"]
+
+
+async def test_a_forum_post_that_fails_is_counted(env, guild, channel, alice, admin):
+    forum = guild.create_forum_channel("ask-the-news")
+    tag = env.backend.snowflake()
+    env.backend.channels[forum.id].available_tags = [
+        {"id": str(tag), "name": "Question", "moderated": False, "emoji_id": None, "emoji_name": None}]
+    env.backend.announce_channel_update(forum.id)
+    await admin.slash(channel, "config forum-tag", tag="question")
+    errors = env.bot.health.metrics.registry
+
+    post = await post_in_forum(env, guild, forum, alice, "@everyone", "@here", [tag])  # nothing to ask
+    reply = post.last_message
+    assert reply.author.id == env.bot.user.id and reply.embeds == []
+    assert errors.get_sample_value("verbatim_errors_total", {"kind": "user"}) == 1

@@ -180,5 +180,88 @@ async def test_a_channel_that_is_gone_does_not_stop_the_poll(env, channel, admin
     await next_tick(env)
     assert followed(own_settings)[0].items_added == 2
     assert bot_messages(env, channel) == []
+    assert followed(own_settings)[0].channel_id == 424242424242424242
+    # A feed followed from the terminal is the operator's, not this server's: /feeds list leaves it out.
     listed = await admin.slash(channel, "feeds list")
-    assert "announced in <#424242424242424242>" in listed.response.embeds[0].fields[0].value
+    assert "No feeds are followed" in listed.response.embeds[0].description
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+async def test_new_articles_go_to_the_servers_announcement_channel_and_the_feeds_own_once_each(
+        env, guild, channel, admin, own_settings, site):
+    announcements = guild.create_text_channel("new-articles")
+    await admin.slash(channel, "config announcements", channel=announcements)
+    # The Courier names its own channel; the Gazette names the announcement channel itself.
+    await admin.slash(channel, "feeds add", url=f"{site}/courier/feed.xml", channel=channel)
+    await admin.slash(channel, "feeds add", url=f"{site}/gazette/atom.xml", channel=announcements)
+    await next_tick(env)
+
+    assert [m.content for m in bot_messages(env, channel)] == ["New from Marrowby Courier:"]
+    assert sorted(m.content for m in bot_messages(env, announcements)) == [
+        "New from Eastfen Gazette:", "New from Marrowby Courier:"]  # the Gazette once, though named twice
+
+
+async def test_a_server_sees_and_removes_only_its_own_feeds(env, guild, channel, admin, own_settings, site):
+    url = f"{site}/courier/feed.xml"
+    await admin.slash(channel, "feeds add", url=url, channel=channel)
+    other = env.create_guild("Other Newsroom")
+    other_channel = other.create_text_channel("general")
+    managers = other.create_role("Editors", permissions=discord.Permissions(manage_guild=True))
+    dana = other.add_member(env.create_user("dana"), roles=[managers])
+
+    listed = await dana.slash(other_channel, "feeds list")
+    assert "No feeds are followed" in listed.response.embeds[0].description
+    assert str(channel.id) not in embed_text(listed.response.embeds)  # nor the other server's channel
+    removed = await dana.slash(other_channel, "feeds remove", url=url)
+    assert removed.response.content.startswith(f"No feed {url} is followed by this server;")
+    taken = await dana.slash(other_channel, "feeds add", url=url, every=5)
+    assert "already followed" in taken.response.content and "/config sources" in taken.response.content
+    [feed] = followed(own_settings)  # the terminal (the operator's tool) sees every server's feeds
+    assert (feed.guild_id, feed.channel_id, feed.every_minutes) == (guild.id, channel.id, 30)
+    assert [type(unwrap(e)) for e in env.errors] == [FeedError, FeedError]
+
+    mine = await admin.slash(channel, "feeds list")
+    assert mine.response.embeds[0].fields[0].value.startswith(url)
+
+
+async def test_the_poll_runs_on_the_bots_background_threads(env, channel, admin, own_live, site, monkeypatch):
+    import threading
+
+    threads = []
+    real = own_live.poll_feeds
+
+    def poll(**options):
+        threads.append(threading.current_thread().name)
+        return real(**options)
+
+    monkeypatch.setattr(own_live, "poll_feeds", poll)  # the real poll, watched: where does it run?
+    await admin.slash(channel, "feeds add", url=f"{site}/courier/feed.xml")
+    await next_tick(env)
+    assert followed(env.bot.settings)[0].items_added == 2
+    assert threads and all(name.startswith("verbatim-background") for name in threads)
+
+
+@pytest.mark.parametrize("values", [{"feed_polling": False}, {"shard_count": 2, "shard_ids": [1]}])
+async def test_only_one_process_polls_feeds(own_settings, own_live, site, values):
+    from simcord import Env
+
+    from tests.bot.conftest import SETTLE_TIMEOUT
+
+    with open_registry(own_settings.data_dir) as registry:
+        registry.add(f"{site}/courier/feed.xml", every_minutes=1)
+    bot = create_bot(own_settings.model_copy(update=values), own_live)
+    assert not bot.polls_feeds
+    env = Env(bot, settle_timeout=SETTLE_TIMEOUT)
+    env.create_guild("Valley desk", **({"shard_id": 1} if "shard_ids" in values else {}))
+    await env.start()
+    try:
+        await env.advance_time(bot.feed_poll_seconds * 3)
+        assert followed(own_settings)[0].items_added == 0 and FeedSite.seen == []
+        assert not bot.get_cog("Feeds").schedule.is_running()
+    finally:
+        await env.shutdown()
+        env._raise_errors_since(env._errors_acknowledged)
+    for polls in ({"shard_count": 2, "shard_ids": [0]}, {"shard_count": 2}, {}):
+        assert create_bot(own_settings.model_copy(update=polls), own_live).polls_feeds

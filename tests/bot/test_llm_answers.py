@@ -142,3 +142,49 @@ async def test_while_writing_edits_come_at_most_once_an_interval():
     assert shown[-1][1].endswith("(final)")
     # The held-back sentences came when the interval was over, not with the final answer.
     assert 1.0 <= shown[1][0] - shown[0][0] < 1.4
+
+
+async def test_a_held_back_sentence_needs_no_free_thread():
+    """Waiting out the edit interval holds no worker thread: with every thread of the default pool busy
+    (a feed poll in one, the model's answer in the other), the held-back sentences still come on time."""
+    import asyncio
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(2)
+    loop.set_default_executor(pool)
+    busy = threading.Event()
+    blocker = loop.run_in_executor(None, busy.wait, 10)  # some other long job holds one of the two threads
+    shown: list[tuple[float, str]] = []
+
+    class Message:
+        async def edit(self, **kwargs):
+            shown.append((time.perf_counter(), kwargs["embeds"][0].description))
+
+    async def send(first, kwargs):
+        shown.append((time.perf_counter(), kwargs["embeds"][0].description))
+        return Message()
+
+    def answer(n: int) -> Answer:
+        return Answer("q", True, " ".join(f"Sentence number {i}. [1]" for i in range(1, n + 1)), [], "en",
+                      mode="llm")
+
+    def ask(on_written):
+        for n in range(1, 4):
+            on_written(answer(n))
+            time.sleep(0.05)
+        time.sleep(2.0)
+        return answer(3)
+
+    async def post(final, scope, send_first):
+        await send_first(True, {"embeds": [SimpleNamespace(description=final.text + " (final)")]})
+
+    try:
+        await answer_as_written(ask, "scope", send, post, interval=1.0)  # on the default pool's other thread
+    finally:
+        busy.set()
+        await blocker
+        pool.shutdown()
+    assert [text.count("Sentence") for _, text in shown] == [1, 3, 3]
+    assert 1.0 <= shown[1][0] - shown[0][0] < 1.4  # at the interval, not when the answer was done

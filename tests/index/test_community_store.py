@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,9 +12,9 @@ import pytest
 
 from index.engine import Engine
 from index.feedback import AnswerTooOldError, FeedbackStore, parse_since
-from index.server_settings import ServerSettingError, ServerSettingsStore, allowed_doc_ids, announcement_channel
+from index.server_settings import ServerSettingError, ServerSettingsStore, allowed_doc_ids
 from index.settings import Settings
-from index.state import connect_state
+from index.state import STATE_FILE, connect_state
 from index.store.build import build_index
 from tests.conftest import make_settings
 from tests.index.test_cli import run as run_cli
@@ -122,9 +124,9 @@ def test_a_server_overrides_only_what_it_sets(tmp_path):
     assert two.answer_channels == (11,) and two.visibility == "public" and two.question_budget.burst == 5
     assert one.answers_in(22) and not one.answers_in(11) and one.answers_in(500, parent_id=21)
 
-    # Stored in the data folder: a new store (the bot restarted) and the feeds' helper read the same.
+    # Stored in the data folder: a new store (the bot restarted) reads the same.
     assert ServerSettingsStore.open(settings).config(1, settings) == one
-    assert announcement_channel(settings, 1) == 99 and announcement_channel(settings, 2) is None
+    assert one.announcement_channel == 99 and two.announcement_channel is None
 
     servers.reset(1, "visibility")
     assert servers.config(1, settings).visibility == "public"
@@ -189,3 +191,16 @@ def test_excluded_articles_never_appear(two_outlets):
     assert two_outlets.search(question, doc_id="brindle-flood", allowed_doc_ids=only) == []
     nothing = two_outlets.ask(question, allowed_doc_ids=frozenset())
     assert not nothing.answered and nothing.citations == []
+
+
+def test_exporting_feedback_from_a_fresh_data_folder_creates_nothing(tmp_path):
+    settings = make_settings(tmp_path, tmp_path / "corpus")
+    result = run_cli(["feedback", "--json"], settings)
+    assert result.returncode == 0 and json.loads(result.stdout) == []
+    assert not (settings.data_dir / STATE_FILE).exists()  # no database, tables or salt made just to read
+    conn = connect_state(settings.data_dir)  # a data folder with feeds but no votes yet: left as it is
+    conn.execute("CREATE TABLE feeds (url TEXT PRIMARY KEY)")
+    conn.close()
+    assert "No votes yet" in run_cli(["feedback"], settings).stdout
+    with closing(sqlite3.connect(settings.data_dir / STATE_FILE)) as check:
+        assert [row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["feeds"]

@@ -98,7 +98,7 @@ class Admin(commands.Cog):
         await interaction.response.defer(thinking=True, ephemeral=True)
         reporter = ProgressReporter(interaction)
         try:
-            result = await asyncio.to_thread(work, reporter)
+            result = await self.bot.in_background(work, reporter)  # threads of its own: questions go on
         finally:
             await reporter.finish()  # so no late progress edit can overwrite the summary
         await asyncio.to_thread(self.bot.catalog.refresh, self.bot.live.current)

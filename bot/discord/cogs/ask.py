@@ -19,6 +19,7 @@ from bot.discord.errors import NONE, UNEXPECTED, UnknownSourceError, count_error
 from bot.discord.streaming import Send, answer_as_written
 
 if TYPE_CHECKING:
+    from bot.discord.catalog import Scope
     from bot.discord.client import VerbatimBot
     from index.answers.compose import Answer
     from index.engine import Engine
@@ -76,7 +77,7 @@ class Ask(commands.Cog):
     async def ask(self, interaction: discord.Interaction, question: str, source: str | None = None) -> None:
         guild_id = interaction.guild_id
         # A server may show answers to the asker only; the deferral decides that for the whole reply.
-        private = guild_id is not None and self.bot.server_config(guild_id).visibility == "ephemeral"
+        private = self.bot.answers_privately(guild_id)
         # Acknowledge first: Discord gives 3 seconds, retrieval may take longer on a cold cache.
         await interaction.response.defer(thinking=True, ephemeral=private)
         self.bot.health.asked("slash")
@@ -90,37 +91,35 @@ class Ask(commands.Cog):
                       source: str | None = None, context: str | None = None) -> None:
         """Answer from the articles this server uses, then post the answer with its buttons."""
         engine = self.bot.live.current  # one engine for the whole question, even if a re-index swaps it
-        allowed = await asyncio.to_thread(self.bot.allowed_doc_ids, engine, guild_id)
-        doc_id, scope = await asyncio.to_thread(self._scope, engine, source, allowed)
+        scope = await asyncio.to_thread(self.bot.scope, engine, guild_id)
+        doc_id, words = await asyncio.to_thread(self._narrowed, engine, source, scope)
 
-        async def post_with_buttons(answer: Answer, scope: str, send: Send) -> None:
+        async def post_with_buttons(answer: Answer, words: str, send: Send) -> None:
             buttons = await answer_buttons(self.bot, answer, guild_id=guild_id, channel_id=channel_id)
-            await post_answer(answer, scope, send, buttons, engine)
+            await post_answer(answer, words, send, buttons, engine)
 
-        # A written answer (ANSWER_MODE=llm) is shown as its checked sentences come.
+        # A written answer (ANSWER_MODE=llm) is shown as its checked sentences come; the model is waited
+        # for on the bot's writer threads, so that other questions never wait for a free thread.
+        written = self.bot.settings.answer_mode == "llm"
         answer = await answer_as_written(
-            lambda on_written: engine.ask(question, doc_id=doc_id, context=context, allowed_doc_ids=allowed,
+            lambda on_written: engine.ask(question, doc_id=doc_id, context=context, allowed_doc_ids=scope.allowed,
                                           on_written=on_written),
-            scope, send, post_with_buttons)
+            words, send, post_with_buttons, executor=self.bot.writer_jobs if written else None)
         self.bot.health.answered(answer)
 
     @ask.autocomplete("source")
     async def ask_source_autocomplete(
-        self, _interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return self.bot.catalog.choices(current)
+        return self.bot.catalog.choices(current, self.bot.catalog_allowed(interaction.guild_id))
 
-    def _scope(self, engine: Any, source: str | None, allowed: frozenset[str] | None) -> tuple[str | None, str]:
-        """The article to narrow to (None for all) and the words for the footer. Runs in a worker thread."""
+    def _narrowed(self, engine: Any, source: str | None, scope: Scope) -> tuple[str | None, str]:
+        """The article to narrow to (None for all the scope) and the words for the footer. Runs in a worker thread."""
         if source is None or not source.strip():
-            if allowed is not None:
-                return None, ("the 1 article this server uses" if len(allowed) == 1
-                              else f"the {len(allowed)} articles this server uses")
-            count = len(self.bot.catalog) or engine.info().documents
-            return None, ("the 1 indexed article" if count == 1 else f"all {count} indexed articles")
+            return None, scope.words
         entry = self.bot.catalog.resolve(source)
         doc = engine.source(entry.doc_id if entry else source.strip())
-        if doc is None or (allowed is not None and doc.doc_id not in allowed):
+        if doc is None or not scope.admits(doc.doc_id):
             raise UnknownSourceError(source)
         return doc.doc_id, f"only “{formatting.truncate(formatting.one_line(doc.title), 120)}”"
 
@@ -132,10 +131,7 @@ class Ask(commands.Cog):
             question, replied = self._question_in(message)
             if question is None:
                 return
-            context = replied
-            if isinstance(message.channel, discord.Thread):
-                context = await self._thread_context(message.channel, message, replied)
-            await self._answer_message(message, question, context)
+            await self._answer_message(message, question, replied)
         except Exception as error:  # a listener must never take the bot down with it
             log_error(error, f"message {message.id} from user {message.author.id}")
             count_error(self.bot, error)
@@ -201,7 +197,9 @@ class Ask(commands.Cog):
         context = " ".join(reversed(found))
         return context[-self.bot.settings.max_question_chars:]  # the newest questions matter most
 
-    async def _answer_message(self, message: discord.Message, question: str, context: str | None) -> None:
+    async def _answer_message(self, message: discord.Message, question: str, replied: str | None) -> None:
+        """Answer a mention or reply: the empty-question hint and the question budget come first, so a
+        refused question costs no history request; in a thread, earlier questions there are the context."""
         if not question:
             await message.reply(
                 "Ask me something after the mention, for example: “How many civilians were killed?”",
@@ -217,6 +215,9 @@ class Ask(commands.Cog):
             await message.reply(text, mention_author=False, allowed_mentions=NONE)
             return
         self.bot.health.asked("mention")
+        context = replied
+        if isinstance(message.channel, discord.Thread):
+            context = await self._thread_context(message.channel, message, replied)
 
         def send(first: bool, kwargs: dict[str, Any]) -> Awaitable[discord.Message]:
             return message.reply(mention_author=False, **kwargs) if first else message.channel.send(**kwargs)
@@ -244,8 +245,9 @@ class Ask(commands.Cog):
             self.bot.health.asked("forum")
             await self._answer(question, guild_id=thread.guild.id, channel_id=thread.id,
                                send=lambda _first, kwargs: thread.send(**kwargs))
-        except Exception as error:
+        except Exception as error:  # a listener must never take the bot down with it
             log_error(error, f"forum post {thread.id} by user {thread.owner_id}")
+            count_error(self.bot, error)
             try:
                 await thread.send(user_message(error) or UNEXPECTED, allowed_mentions=NONE)
             except discord.HTTPException:

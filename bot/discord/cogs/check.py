@@ -94,7 +94,6 @@ class Check(commands.Cog):
     @app_commands.describe(claim="The claim to check, e.g. “Only 50 civilians were killed”")
     @app_commands.check(question_budget)
     async def check(self, interaction: discord.Interaction, claim: str) -> None:
-        await interaction.response.defer(thinking=True)
         await self._reply(interaction, claim_words(claim))
 
     async def check_message(self, interaction: discord.Interaction, message: discord.Message) -> None:
@@ -102,15 +101,16 @@ class Check(commands.Cog):
         if not claim:
             await interaction.response.send_message(NOTHING_TO_CHECK, ephemeral=True, allowed_mentions=NONE)
             return
-        await interaction.response.defer(thinking=True)
         await self._reply(interaction, claim)
 
     async def _reply(self, interaction: discord.Interaction, claim: str) -> None:
+        # Private on a server whose answers are (`/config visibility`): the deferral decides it for the reply.
+        private = self.bot.answers_privately(interaction.guild_id)
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        self.bot.health.asked("check")
         engine = self.bot.live.current  # one engine for the whole command, even if a re-index swaps it
         # The server's chosen sources (/config sources) bound claims as they bound answers.
-        allowed = await asyncio.to_thread(self.bot.allowed_doc_ids, engine, interaction.guild_id)
-        checked = await asyncio.to_thread(engine.check, claim, allowed_doc_ids=allowed)
-        count = len(self.bot.catalog) or (await asyncio.to_thread(engine.info)).documents
-        scope = "the 1 indexed article" if count == 1 else f"all {count} indexed articles"
-        for embeds in check_messages(checked, scope):
-            await interaction.followup.send(embeds=embeds, allowed_mentions=NONE, wait=True)
+        scope = await asyncio.to_thread(self.bot.scope, engine, interaction.guild_id)
+        checked = await asyncio.to_thread(engine.check, claim, allowed_doc_ids=scope.allowed)
+        for embeds in check_messages(checked, scope.words):
+            await interaction.followup.send(embeds=embeds, allowed_mentions=NONE, wait=True, ephemeral=private)

@@ -152,11 +152,12 @@ class ConfigGroup(app_commands.Group, name="config", description="This server's 
             interaction, lambda: self.bot.servers.set_sources(_guild(interaction), names, engine.sources()),
             "Answers on this server now quote only these sources.")
 
-    @app_commands.command(name="announcements", description="Where new articles from feeds are announced.")
+    @app_commands.command(name="announcements", description="Where new articles from this server's feeds are "
+                                                            "announced.")
     async def announcements(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         await self._reply(
             interaction, lambda: self.bot.servers.set_announcement_channel(_guild(interaction), channel.id),
-            f"New articles will be announced in <#{channel.id}>.")
+            f"New articles from this server's feeds (/feeds add) will be announced in <#{channel.id}>.")
 
     @app_commands.command(name="forum-tag", description="Forum posts with this tag get an answer.")
     @app_commands.describe(tag="The forum tag's name, e.g. question")

@@ -18,7 +18,7 @@ from discord.ext import commands
 
 from bot.discord import formatting
 from bot.discord.errors import NONE, UNEXPECTED, log_error, user_message
-from index.feedback import REASON_MAX_CHARS, Vote
+from index.feedback import REASON_MAX_CHARS, AnswerTooOldError, Vote
 
 if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
@@ -98,17 +98,24 @@ class VoteButton(discord.ui.DynamicItem[discord.ui.Button], template=VOTE_ID):
     async def callback(self, interaction: discord.Interaction) -> None:
         store = _bot(interaction).feedback
         try:
-            if self.vote == "up":
-                await interaction.response.defer(ephemeral=True, thinking=True)
-            # A 👎 counts at once: the reason is optional, and a reader may close the form.
-            await asyncio.to_thread(store.vote, self.answer_id, interaction.user.id, self.vote)
-            if self.vote == "up":
-                await _tell(interaction, THANKS["up"])
-            else:
-                # A modal must be the interaction's first response, so this one is not deferred.
-                await interaction.response.send_modal(ReasonModal(self.answer_id))
+            if self.vote == "down":
+                await self._down(interaction)
+                return
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            await asyncio.to_thread(store.vote, self.answer_id, interaction.user.id, "up")
+            await _tell(interaction, THANKS["up"])
         except Exception as error:
             await _report(interaction, error, f"{self.vote} vote")
+
+    async def _down(self, interaction: discord.Interaction) -> None:
+        # The form must be the first response, within Discord's 3 seconds, and the database may wait on
+        # a lock: open it first, then count the 👎 at once (the reason is optional, and a reader may
+        # close the form). Submitting the form records the same vote again, with its reason.
+        await interaction.response.send_modal(ReasonModal(self.answer_id))
+        try:
+            await asyncio.to_thread(_bot(interaction).feedback.vote, self.answer_id, interaction.user.id, "down")
+        except AnswerTooOldError:
+            pass  # nothing to count; submitting the form tells the reader
 
 
 class ReasonModal(discord.ui.Modal, title="What was wrong with this answer?"):
@@ -122,11 +129,14 @@ class ReasonModal(discord.ui.Modal, title="What was wrong with this answer?"):
         self.answer_id = answer_id
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        reason = self.reason.value or None
-        await asyncio.to_thread(_bot(interaction).feedback.vote, self.answer_id, interaction.user.id, "down",
-                                reason=reason)
-        await _tell(interaction, THANKS["down"] + (" The reason helps us fix it." if reason else ""))
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            reason = self.reason.value or None
+            await asyncio.to_thread(_bot(interaction).feedback.vote, self.answer_id, interaction.user.id, "down",
+                                    reason=reason)
+            await _tell(interaction, THANKS["down"] + (" The reason helps us fix it." if reason else ""))
+        except Exception as error:  # an answer past its retention, say: told to the reader, like the buttons
+            await _report(interaction, error, "feedback reason")
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
         await _report(interaction, error, "feedback reason")
@@ -141,6 +151,9 @@ async def answer_buttons(bot: VerbatimBot, answer: Any, *, guild_id: int | None,
         view.add_item(QuotesButton(answer_id))
     view.add_item(VoteButton(answer_id, "up"))
     view.add_item(VoteButton(answer_id, "down"))
+    # Clicks are routed by custom id (add_dynamic_items in client.py), not by this view: stopped, it is
+    # only a list of buttons to send, and discord.py keeps nothing of it for the message.
+    view.stop()
     return view
 
 

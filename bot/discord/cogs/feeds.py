@@ -1,8 +1,14 @@
 """/feeds add|list|remove (Manage Server), the background poll of followed feeds, and announcements.
 
-The poll runs in a worker thread on its own schedule (LiveEngine.poll_feeds): fetching holds no lock,
-storing new items swaps in the new index the way /reindex does, so answers never wait for it. A feed
-that names a channel gets its new articles announced there, a few per poll, never pinging anyone.
+The poll runs on the bot's background threads on its own schedule (LiveEngine.poll_feeds), in one
+process only (FEED_POLLING, shard 0): fetching holds no lock, storing new items swaps in the new index
+the way /reindex does, so answers never wait for it. New articles of a server's feeds are announced in
+the feed's channel and in the server's /config announcements channel (once in each), a few per poll,
+never pinging anyone.
+
+A feed belongs to the server that added it: /feeds list and /feeds remove see only that server's feeds
+(`verbatim feeds`, the operator's tool, sees all). The corpus the feeds fill is shared by every
+server; a server limits what its answers quote with /config sources.
 """
 
 from __future__ import annotations
@@ -86,7 +92,10 @@ class Feeds(commands.Cog):
         self.schedule = tasks.loop(seconds=bot.feed_poll_seconds)(self.poll_once)
 
     async def cog_load(self) -> None:
-        self.schedule.start()
+        if self.bot.polls_feeds:
+            self.schedule.start()
+        else:
+            log.info("feeds are not polled by this process (FEED_POLLING=false, or shard 0 runs elsewhere)")
 
     async def cog_unload(self) -> None:
         self.schedule.cancel()
@@ -103,7 +112,8 @@ class Feeds(commands.Cog):
                   channel: discord.TextChannel | None = None) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         minutes = every or self.bot.settings.feed_every_minutes
-        feed, new = await asyncio.to_thread(self._add, url, minutes, channel.id if channel else None)
+        feed, new = await asyncio.to_thread(self._add, url, minutes, channel.id if channel else None,
+                                            interaction.guild_id)
         where = f" New articles will be announced in <#{feed.channel_id}>." if feed.channel_id else ""
         verb = "Following" if new else "Updated"
         await interaction.followup.send(
@@ -115,7 +125,7 @@ class Feeds(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def list_(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        feeds = await asyncio.to_thread(self._feeds)
+        feeds = await asyncio.to_thread(self._feeds, interaction.guild_id)
         await interaction.followup.send(embed=feed_list_embed(feeds), ephemeral=True, allowed_mentions=NONE)
 
     @feeds.command(name="remove", description="Stop following a feed (its articles stay).")
@@ -123,29 +133,29 @@ class Feeds(commands.Cog):
     @app_commands.checks.has_permissions(manage_guild=True)
     async def remove(self, interaction: discord.Interaction, url: str) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
-        feed = await asyncio.to_thread(self._remove, url)
+        feed = await asyncio.to_thread(self._remove, url, interaction.guild_id)
         await interaction.followup.send(
             f"No longer following {formatting.link_or_text(feed.url)}; its {feed.items_added} articles stay.",
             ephemeral=True, allowed_mentions=NONE)
 
-    def _add(self, url: str, every: int, channel_id: int | None) -> tuple[Feed, bool]:
+    def _add(self, url: str, every: int, channel_id: int | None, guild_id: int | None) -> tuple[Feed, bool]:
         with open_registry(self.bot.settings.data_dir) as registry:
-            return registry.add(url, every_minutes=every, channel_id=channel_id)
+            return registry.add(url, every_minutes=every, channel_id=channel_id, guild_id=guild_id)
 
-    def _feeds(self) -> list[Feed]:
+    def _feeds(self, guild_id: int | None) -> list[Feed]:
         with open_registry(self.bot.settings.data_dir) as registry:
-            return registry.feeds()
+            return registry.feeds(guild_id=guild_id)
 
-    def _remove(self, url: str) -> Feed:
+    def _remove(self, url: str, guild_id: int | None) -> Feed:
         with open_registry(self.bot.settings.data_dir) as registry:
-            return registry.remove(url)
+            return registry.remove(url, guild_id=guild_id)
 
     # ------------------------------------------------------------ polling
 
     async def poll_once(self) -> PollReport | None:
         """Poll the feeds that are due, then announce what was added. Never raises: the next poll retries."""
         try:
-            report = await asyncio.to_thread(self.bot.live.poll_feeds)
+            report = await self.bot.in_background(self.bot.live.poll_feeds)
         except ReindexInProgressError:
             log.info("feeds not stored this time: a re-index is running; the next poll retries")
             return None
@@ -163,14 +173,20 @@ class Feeds(commands.Cog):
             await self.announce(report)
         return report
 
+    def announced_in(self, feed: Feed) -> list[int]:
+        """Where a feed's new articles go: its own channel, and its server's /config announcements channel
+        (each once)."""
+        server = self.bot.server_config(feed.guild_id).announcement_channel if feed.guild_id else None
+        return list(dict.fromkeys(c for c in (feed.channel_id, server) if c))
+
     async def announce(self, report: PollReport) -> None:
         by_feed: dict[str, tuple[Feed, list[Article]]] = {}
         for feed, article in report.added:
             by_feed.setdefault(feed.url, (feed, []))[1].append(article)
         by_channel: dict[int, list[tuple[Feed, list[Article]]]] = defaultdict(list)
         for feed, articles in by_feed.values():
-            if feed.channel_id:
-                by_channel[feed.channel_id].append((feed, articles))
+            for channel_id in self.announced_in(feed):
+                by_channel[channel_id].append((feed, articles))
         for channel_id, batches in by_channel.items():
             channel = self.bot.get_channel(channel_id)
             if channel is None:  # not cached (a channel id given on the command line, say): ask Discord

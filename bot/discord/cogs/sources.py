@@ -75,31 +75,37 @@ class Sources(commands.Cog):
     @app_commands.command(name="sources", description="List the articles the bot can quote.")
     async def sources(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True)
-        documents = await asyncio.to_thread(self.bot.live.current.sources)
-        await send_pages(interaction, formatting.sources_pages(documents))
+        engine = self.bot.live.current
+        scope = await asyncio.to_thread(self.bot.scope, engine, interaction.guild_id)
+        documents = await asyncio.to_thread(engine.sources)
+        # A server that chose its sources (/config sources) sees those; the corpus itself is shared.
+        title = "Indexed sources" if scope.allowed is None else "Sources this server uses"
+        await send_pages(interaction, formatting.sources_pages([d for d in documents if scope.admits(d.doc_id)],
+                                                               title))
 
     @app_commands.command(name="source", description="Show one article: outlet, date, link and how it opens.")
     @app_commands.describe(id="The article's id or title (pick from the list)")
     async def source(self, interaction: discord.Interaction, id: str) -> None:
         await interaction.response.defer(thinking=True)
+        engine = self.bot.live.current
+        scope = await asyncio.to_thread(self.bot.scope, engine, interaction.guild_id)
         entry = self.bot.catalog.resolve(id)
-        doc = await asyncio.to_thread(self.bot.live.current.source, entry.doc_id if entry else id.strip())
-        if doc is None:
+        doc = await asyncio.to_thread(engine.source, entry.doc_id if entry else id.strip())
+        if doc is None or not scope.admits(doc.doc_id):
             raise UnknownSourceError(id)
         await interaction.followup.send(embed=formatting.source_card(doc), allowed_mentions=NONE)
 
     @source.autocomplete("id")
     async def source_autocomplete(
-        self, _interaction: discord.Interaction, current: str
+        self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        return self.bot.catalog.choices(current)
+        return self.bot.catalog.choices(current, self.bot.catalog_allowed(interaction.guild_id))
 
     @app_commands.command(name="search", description="Show the passages that best match a query, with scores.")
     @app_commands.describe(query="Words or a question to look for")
     async def search(self, interaction: discord.Interaction, query: str) -> None:
         await interaction.response.defer(thinking=True)
         engine = self.bot.live.current
-        allowed = await asyncio.to_thread(self.bot.allowed_doc_ids, engine, interaction.guild_id)
-        hits = await asyncio.to_thread(engine.search, query, k=SEARCH_RESULTS, allowed_doc_ids=allowed)
+        scope = await asyncio.to_thread(self.bot.scope, engine, interaction.guild_id)
+        hits = await asyncio.to_thread(engine.search, query, k=SEARCH_RESULTS, allowed_doc_ids=scope.allowed)
         await send_pages(interaction, formatting.search_pages(query, hits))
-

@@ -11,6 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord import formatting
+from bot.discord.cogs.ask import question_budget
 from bot.discord.errors import NONE
 from index.answers.timeline import TimelineEvent
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 TIMELINE_EVENTS = 12  # a screenful: the events most about the topic, then put in date order
 
 
-def timeline_messages(topic: str, events: Sequence[TimelineEvent]) -> list[list[discord.Embed]]:
+def timeline_messages(topic: str, events: Sequence[TimelineEvent], scope: str) -> list[list[discord.Embed]]:
     """One block per event: its date in bold, the quote, and where it comes from (title linked, outlet, date)."""
     blocks = []
     for event in events:
@@ -29,7 +30,7 @@ def timeline_messages(topic: str, events: Sequence[TimelineEvent]) -> list[list[
         blocks.append(f"**{event.date}** “{quote}”\n— {source}")
     body = "\n\n".join(blocks) or "No dated passage about that was found in the sources."
     return formatting.pack(f"Timeline: {formatting.escape(formatting.one_line(topic))}", body,
-                           footer=f"{len(events)} dated events, oldest first")
+                           footer=f"{len(events)} dated events, oldest first · searched {scope}")
 
 
 class Timeline(commands.Cog):
@@ -38,11 +39,15 @@ class Timeline(commands.Cog):
 
     @app_commands.command(name="timeline", description="Dated events about a topic, oldest first, each quoted.")
     @app_commands.describe(topic="What the timeline is about, e.g. the floods")
+    @app_commands.check(question_budget)
     async def timeline(self, interaction: discord.Interaction, topic: str) -> None:
-        await interaction.response.defer(thinking=True)
+        # Private on a server whose answers are (`/config visibility`): the deferral decides it for the reply.
+        private = self.bot.answers_privately(interaction.guild_id)
+        await interaction.response.defer(thinking=True, ephemeral=private)
+        self.bot.health.asked("timeline")
         engine = self.bot.live.current
         # The server's chosen sources (/config sources) bound a timeline as they bound answers.
-        allowed = await asyncio.to_thread(self.bot.allowed_doc_ids, engine, interaction.guild_id)
-        events = await asyncio.to_thread(engine.timeline, topic, limit=TIMELINE_EVENTS, allowed_doc_ids=allowed)
-        for embeds in timeline_messages(topic, events):
-            await interaction.followup.send(embeds=embeds, allowed_mentions=NONE)
+        scope = await asyncio.to_thread(self.bot.scope, engine, interaction.guild_id)
+        events = await asyncio.to_thread(engine.timeline, topic, limit=TIMELINE_EVENTS, allowed_doc_ids=scope.allowed)
+        for embeds in timeline_messages(topic, events, scope.words):
+            await interaction.followup.send(embeds=embeds, allowed_mentions=NONE, ephemeral=private)
