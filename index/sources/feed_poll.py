@@ -66,6 +66,7 @@ class FeedFetch:
     last_modified: str = ""
     outlet: str | None = None
     more: bool = False  # new items beyond FEED_MAX_ITEMS_PER_POLL wait for the next poll
+    retry: bool = False  # an item's page could not be fetched this time; the next poll tries it again
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def _fetch_feed(settings: Settings, registry: FeedRegistry, feed: Feed) -> FeedF
                                     language=language)
         except (FetchError, CorpusError) as error:
             fetched.failed.append(f"{link or key}: {error}")
+            fetched.retry = True
             continue
         fetched.items.append(FeedItem(feed.url, key, article))
     return fetched
@@ -345,8 +347,9 @@ def store_items(settings: Settings, fetches: Sequence[FeedFetch], *, encoders: E
         with registry.transaction():
             for fetched, result in zip(fetches, results, strict=True):
                 if fetched.error is None:
-                    # With items left over, the next poll must not be answered "not modified".
-                    validators = ("", "") if fetched.more else (fetched.etag, fetched.last_modified)
+                    # With items left over or to retry, the next poll must not be answered "not modified".
+                    left = fetched.more or fetched.retry
+                    validators = ("", "") if left else (fetched.etag, fetched.last_modified)
                     registry.record_success(fetched.feed, etag=validators[0], last_modified=validators[1],
                                             outlet=fetched.outlet, added=len(result.added), now=moment)
     return report

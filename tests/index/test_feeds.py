@@ -373,3 +373,22 @@ def test_a_feed_belongs_to_the_server_that_added_it_and_old_data_folders_gain_th
         assert registry.add("https://a.example/feed", every_minutes=5, guild_id=1)[0].every_minutes == 5
         registry.remove("https://b.example/feed")  # the terminal may remove any
         assert {f.url for f in registry.feeds()} == {"https://old.example/feed", "https://a.example/feed"}
+
+
+def test_an_item_page_that_failed_is_fetched_again_at_the_next_poll(site, newsroom, encoders):
+    # The feed carries no content, so the item's page is fetched; it fails once, then answers.
+    story = page("Lantern fair returns to Oldwick quay", "Oldwick Harbour Office",
+                 "The lantern fair returns to Oldwick quay on Saturday, the harbour office said. "
+                 "Stalls open at dusk and the quay is closed to cars from noon.", "2025-04-05")
+    FeedSite.routes["/fair/story"] = [(503, {"Content-Type": "text/plain"}, b"busy", 0.0), html_page(story)]
+    items = [{"title": "Lantern fair returns to Oldwick quay", "link": f"{site}/fair/story",
+              "date": "Sat, 05 Apr 2025 06:00:00 GMT"}]
+    FeedSite.routes["/fair/feed.xml"] = xml(rss("Oldwick Harbour Office", items, base=site), etag='"fair-v1"')
+    follow(newsroom, f"{site}/fair/feed.xml")
+
+    first = poll_feeds(newsroom, encoders=encoders, now=START)
+    assert first.added == [] and first.results[0].failed
+    second = poll_feeds(newsroom, encoders=encoders, now=START + dt.timedelta(hours=1))
+    # Not answered 304: the feed's validators were not kept while an item was left to fetch.
+    assert not second.results[0].not_modified
+    assert [a.title for _feed, a in second.added] == ["Lantern fair returns to Oldwick quay"]
