@@ -58,10 +58,18 @@ class TimeFrame:
     end: dt.date | None = None
     newest: bool = False
     words: tuple[str, ...] = ()  # the time words as the question wrote them
+    # The asking day of a question asked "as of" a past day: nothing published after it is known yet, so
+    # later articles are never used (a hard limit, unlike the range, which falls back when nothing is in it).
+    known_until: dt.date | None = None
 
     @property
     def narrows(self) -> bool:
         return self.start is not None or self.end is not None
+
+    @property
+    def ranged(self) -> bool:
+        """The time words ask for a narrower range of publication dates than "up to the asking day"."""
+        return self.start is not None or (self.end is not None and self.end != self.known_until)
 
     def contains(self, day: dt.date | None) -> bool:
         if day is None:

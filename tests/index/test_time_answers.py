@@ -77,6 +77,36 @@ def test_a_range_with_no_source_falls_back_with_an_honest_note(engine):
     assert answer.note.startswith("No source was published from 2026-01-01 to 2026-01-31")
 
 
+def test_as_of_is_a_hard_limit_even_when_nothing_was_published_by_then(engine):
+    question = "How many people died in the Vellmoor floods?"
+    before_all = engine.ask(question, as_of=DAY("2026-03-01"))  # the first report is of 2 March
+    assert not before_all.answered and before_all.citations == [] and before_all.to_json()["latest_report"] is None
+    assert before_all.note == "No source had been published by 2026-03-01."
+    assert engine.search(question, as_of=DAY("2020-01-01")) == []
+    assert engine.timeline("Vellmoor floods", as_of=DAY("2026-03-01")) == []
+    # A range with nothing in it falls back to the other dates, but never to articles after the asking day.
+    january = engine.ask("What happened in Vellmoor in January?", as_of=DAY("2026-03-03"))
+    assert january.citations and set(cited(january)) == {"courier-floods-first-toll"}
+    assert january.note is not None and january.note.endswith("of other dates up to 2026-03-03.")
+
+
+def test_a_range_keeps_undated_articles_only_when_nothing_dated_is_in_it():
+    import numpy as np
+
+    from index.retrieval.dated import by_time
+    from index.retrieval.time_words import TimeFrame
+
+    days = np.array([0, DAY("2026-03-02").toordinal(), DAY("2026-03-09").toordinal()])
+    fused = [(0, 3.0), (1, 2.0), (2, 1.0)]
+    march = TimeFrame(DAY("2026-03-01"), DAY("2026-03-31"))
+    assert by_time(fused, march, days, 0.0) == ([(1, 2.0), (2, 1.0)], None)
+    as_of = TimeFrame(end=DAY("2026-03-05"), known_until=DAY("2026-03-05"))  # undated: not known later: kept
+    assert by_time(fused, as_of, days, 0.0) == ([(0, 3.0), (1, 2.0)], None)
+    april = TimeFrame(DAY("2026-04-01"), DAY("2026-04-30"), known_until=DAY("2026-05-01"))
+    kept, note = by_time(fused, april, days, 0.0)
+    assert kept == fused and note is not None and note.startswith("No source was published from 2026-04-01")
+
+
 def test_latest_and_arabic_time_words_lead_with_the_newest_report(engine):
     latest = engine.ask("How many people were killed in Vellmoor so far?", as_of=DAY("2026-11-25"))
     assert latest.citations[0].quote == FINAL_TOLL
