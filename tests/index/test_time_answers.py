@@ -8,6 +8,7 @@ import pytest
 
 from index.engine import Engine
 from index.errors import InvalidQuestionError
+from tests.index.llm_support import FakeModel, fake_model, llm_settings
 from tests.index.test_cli import run
 from tests.index.time_support import DAY, FINAL_TOLL, FIRST_TOLL, SECOND_TOLL, article_text, build_vellmoor
 
@@ -162,3 +163,50 @@ def test_eval_asks_each_question_on_its_question_date(engine, tmp_path):
     results = {r.id: r for r in evaluate(engine, loaded)}
     assert results["early"].right and "41" not in results["early"].answer
     assert results["late"].right and results["late"].answer.startswith(FINAL_TOLL)
+
+
+# ---------------------------------------------------------------- written answers (ANSWER_MODE=llm)
+
+
+@pytest.fixture(scope="module")
+def model_server():
+    with fake_model() as running:
+        yield running
+
+
+def written_engine(vellmoor_settings, model_server, encoders, model: str) -> Engine:
+    return Engine.load(llm_settings(vellmoor_settings, model_server, model), encoders=encoders)
+
+
+def test_a_written_answer_keeps_the_figure_history_renumbered_and_the_model_sees_it(
+        vellmoor_settings, model_server, encoders):
+    engine = written_engine(vellmoor_settings, model_server, encoders, "figures-newest-first")
+    answer = engine.ask("How many people died in the Vellmoor floods?", as_of=DAY("2026-03-20"))
+    assert answer.mode == "llm"
+    assert [c.quote for c in answer.citations] == [FINAL_TOLL, SECOND_TOLL]
+    payload = answer.to_json()
+    # The reports point at the written answer's citations (the 12 report is not cited, so not listed).
+    assert payload["latest_report"] == {"n": 1, "figure": "41", "date": "2026-03-09", "source": "Riverline Radio"}
+    assert [(r["n"], r["figure"]) for r in payload["earlier_reports"]] == [(2, "27")]
+    sent = FakeModel.recorded.requests[-1]["body"]["messages"][-1]["content"]
+    history = sent.split("The figure as reported, newest first:\n")[1].splitlines()
+    assert [line.split(" [")[0] for line in history] == ["- 41", "- 27", "- At least 12"]
+    assert history[0].endswith("(Riverline Radio, 2026-03-09)")
+
+
+def test_a_written_sentence_may_not_lead_with_an_earlier_figure(vellmoor_settings, model_server, encoders):
+    engine = written_engine(vellmoor_settings, model_server, encoders, "figures-older-first")
+    answer = engine.ask("How many people died in the Vellmoor floods?", as_of=DAY("2026-03-20"))
+    assert answer.mode == "llm-partial" and answer.written is not None and answer.written.dropped == 1
+    assert answer.text == "Officials said on 9 March that 41 people had died. [1]"
+    assert [c.quote for c in answer.citations] == [FINAL_TOLL]
+    assert answer.to_json()["latest_report"]["n"] == 1 and answer.to_json()["earlier_reports"] == []
+
+
+def test_a_written_answer_keeps_the_time_note(vellmoor_settings, model_server, encoders):
+    question = "How many people died in the Vellmoor floods in January?"
+    extractive = Engine.load(vellmoor_settings, encoders=encoders).ask(question, as_of=DAY("2026-03-20"))
+    written = written_engine(vellmoor_settings, model_server, encoders, "figures-newest-first").ask(
+        question, as_of=DAY("2026-03-20"))
+    assert written.mode == "llm" and extractive.note is not None
+    assert written.note == extractive.note and written.note.startswith("No source was published from 2026-01-01")
