@@ -155,10 +155,16 @@ def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] |
 
 # ---------------------------------------------------------------- questions
 
+# آخر means "latest" only before the noun it modifies: a definite one (آخر الأخبار، آخر التطورات، آخر
+# الأرقام) or a news word (آخر حصيلة، آخر أرقام). After its noun it means "another" (سبب آخر، شخص آخر
+# للمساعدة), and before other bare nouns it is rather "last" (آخر سلالة, the last dynasty).
+_LATEST_OF = (r"(?:ال[\u0621-\u064a]|حصيلة|أخبار|اخبار|تطورات|مستجدات|أرقام|ارقام|تحديث|تحديثات|إحصائية|احصائية"
+              r"|إحصائيات|احصائيات|عدد|نبأ|أنباء|انباء)")
 _NEWEST = re.compile(
     rf"{_B}(?:(?:the\s+)?(?:latest|newest|most\s+recent(?:ly)?|so\s+far|until\s+now|right\s+now|"
     rf"at\s+the\s+moment|currently)|as\s+of\s+now|(?:to\s+date|now)(?=\s*[?.!,;]|\s*$)"
-    rf"|حتى\s+الآن|حتى\s+الان|لحد\s+الآن|الآن|الان|حاليا|حالياً|أحدث|احدث|آخر|اخر|الأخيرة|الاخيرة){_E}",
+    rf"|حتى\s+الآن|حتى\s+الان|لحد\s+الآن|الآن|الان|حاليا|حالياً|أحدث|احدث|الأخيرة|الاخيرة"
+    rf"|(?:آخر|اخر)(?=\s+{_LATEST_OF})){_E}",
     re.I,
 )
 _RELATIVE = re.compile(

@@ -113,6 +113,7 @@ def test_latest_and_arabic_time_words_lead_with_the_newest_report(engine):
     assert latest.citations[0].quote == FINAL_TOLL
     arabic = engine.ask("كم عدد القتلى في فيضانات Vellmoor حتى الآن؟", as_of=DAY("2026-03-06"))
     assert arabic.answered and [c.quote for c in arabic.citations] == [SECOND_TOLL, FIRST_TOLL]
+    assert " تقارير سابقة: " in arabic.text and "Earlier reports" not in arabic.text  # the question's language
 
 
 def test_a_timeline_is_in_date_order_and_quotes_verbatim(engine):
