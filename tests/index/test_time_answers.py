@@ -211,3 +211,33 @@ def test_a_written_answer_keeps_the_time_note(vellmoor_settings, model_server, e
         question, as_of=DAY("2026-03-20"))
     assert written.mode == "llm" and extractive.note is not None
     assert written.note == extractive.note and written.note.startswith("No source was published from 2026-01-01")
+
+
+# ---------------------------------------------------------------- checking claims about a figure that changed
+
+
+def stances(checked) -> dict[str, str]:
+    return {judged.citation.quote: judged.stance for judged in checked.sentences}
+
+
+def test_an_earlier_report_of_a_figure_is_no_contradiction(engine):
+    newest = engine.check("41 people died in the Vellmoor floods.", as_of=DAY("2026-03-20"))
+    assert newest.verdict == "supported" and not newest.contradicting
+    assert stances(newest) == {FINAL_TOLL: "supports", FIRST_TOLL: "earlier report"}
+    earlier = next(s for s in newest.sentences if s.stance == "earlier report")
+    assert earlier.reason == "an earlier report (2026-03-02): 12, since updated"
+    older = engine.check("At least 12 people were killed in the Vellmoor floods.", as_of=DAY("2026-03-20"))
+    assert older.verdict == "outdated" and older.summary.startswith("The sources reported this, but later reports")
+    assert stances(older) == {FIRST_TOLL: "supports", FINAL_TOLL: "later report"}
+
+
+def test_a_claim_is_checked_as_of_a_day(engine, vellmoor_settings):
+    claim = "At least 12 people were killed in the Vellmoor floods."
+    back_then = engine.check(claim, as_of=DAY("2026-03-03"))  # the 41 report is not known yet
+    assert back_then.verdict == "supported" and stances(back_then) == {FIRST_TOLL: "supports"}
+    assert engine.check(claim, as_of=DAY("2026-03-01")).verdict == "not addressed"
+    result = run(["check", claim, "--as-of", "2026-03-03", "--json"], settings=vellmoor_settings)
+    payload = json.loads(result.stdout)
+    assert payload["verdict"] == "supported" and {s["published"] for s in payload["sentences"]} == {"2026-03-02"}
+    later = json.loads(run(["check", claim, "--as-of", "2026-03-20", "--json"], settings=vellmoor_settings).stdout)
+    assert later["verdict"] == "outdated"
