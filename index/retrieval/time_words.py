@@ -13,18 +13,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
+from index.retrieval.numbers import DIGITS, MONTHS
 
-MONTHS: dict[str, int] = {}
-for _number, _names in enumerate((
-    "january jan يناير كانون_الثاني", "february feb فبراير شباط", "march mar مارس آذار اذار",
-    "april apr أبريل ابريل نيسان", "may مايو أيار ايار", "june jun يونيو حزيران",
-    "july jul يوليو تموز", "august aug أغسطس اغسطس آب", "september sept sep سبتمبر أيلول ايلول",
-    "october oct أكتوبر اكتوبر تشرين_الأول تشرين_الاول", "november nov نوفمبر تشرين_الثاني",
-    "december dec ديسمبر كانون_الأول كانون_الاول",
-), start=1):
-    for _name in _names.split():
-        MONTHS[_name.replace("_", " ")] = _number
 WEEKDAYS: dict[str, int] = {}
 for _number, _names in enumerate((
     "monday الاثنين الإثنين", "tuesday الثلاثاء", "wednesday الأربعاء الاربعاء", "thursday الخميس",
@@ -208,7 +198,7 @@ def _relative_range(word: str, asked: dt.date) -> tuple[dt.date, dt.date]:
 def read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
     """The question's time frame (None when it has no time words) and the question without them."""
     try:
-        return _read_time_words(text.translate(_DIGITS), asked)
+        return _read_time_words(text.translate(DIGITS), asked)
     except (OverflowError, ValueError):  # "yesterday" asked as of 1 January of year 1: no such day
         return None, text
 
@@ -344,7 +334,7 @@ def sentence_date(sentence: str, published: str | None) -> SentenceDate:
 
 def _named_day(sentence: str, reference: dt.date) -> dt.date | None:
     """The single day a sentence names, read against its article's date."""
-    for match in _SENTENCE_DATE.finditer(sentence.translate(_DIGITS)):
+    for match in _SENTENCE_DATE.finditer(sentence.translate(DIGITS)):
         if match.group("lead"):
             continue
         if match.group("wd"):
