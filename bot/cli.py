@@ -677,11 +677,13 @@ def check(
     k: KOption = None,
     source: SourceOption = None,
     index_dir: IndexDirOption = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Quote the sentences of the sources that support or contradict CLAIM, each cited, with a verdict."""
     claim, source = text_argument(claim), source and text_argument(source)
+    checked_on = parse_as_of(as_of, as_json=as_json)
     engine = open_engine(index_dir, as_json=as_json)
-    checked = guarded(lambda: engine.check(claim, k=k, doc_id=source), as_json=as_json)
+    checked = guarded(lambda: engine.check(claim, k=k, doc_id=source, as_of=checked_on), as_json=as_json)
     if as_json:
         print(json.dumps(checked.to_json(), ensure_ascii=False))
         return

@@ -17,13 +17,16 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.answers.claims import ClaimCandidate, ClaimThresholds, Mismatch, Verdict, claim_candidates, judge
+from index.answers.claims import ClaimCandidate, ClaimThresholds, Mismatch, Verdict, judge
 from index.answers.training import is_dev
 from index.errors import VerbatimError
-from index.retrieval.statement import read_statement
+
+if TYPE_CHECKING:
+    from index.engine import Engine
 
 EXPECTED: dict[str, Verdict] = {"SUPPORT": "supported", "CONTRADICT": "contradicted", "NONE": "not addressed"}
 LABELS = tuple(EXPECTED)
@@ -72,12 +75,11 @@ def load_claims(path: Path) -> list[LabelledClaim]:
     return claims
 
 
-def collect(engine, claims: Sequence[LabelledClaim],
+def collect(engine: Engine, claims: Sequence[LabelledClaim],
             progress: Callable[[int, int], None] | None = None) -> list[CollectedClaim]:
     collected: list[CollectedClaim] = []
     for number, item in enumerate(claims, start=1):
-        parsed, retrieval = engine.retrieve_for_answer(item.claim)
-        found = claim_candidates(parsed, read_statement(parsed.text), retrieval, engine.facts, engine.policy)
+        parsed, found = engine.claim_candidates(item.claim)
         collected.append(CollectedClaim(item, parsed.language, found))
         if progress:
             progress(number, len(claims))

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, TypeVar
 import faiss
 
 from index import __version__
-from index.answers.claims import DEFAULT_THRESHOLDS, ClaimCheck, ClaimThresholds, claim_candidates, judge
+from index.answers.claims import (
+    DEFAULT_THRESHOLDS,
+    ClaimCandidate,
+    ClaimCheck,
+    ClaimThresholds,
+    claim_candidates,
+    judge,
+)
 from index.answers.compose import Answer, AnswerPolicy, compose_answer, score_candidates
 from index.answers.features import CorpusFacts
 from index.answers.scorer import AnswerScorer
@@ -207,18 +214,27 @@ class Engine:
         return parsed, self.searcher.retrieve(parsed, k=k, doc_id=doc_id, allowed_doc_ids=allowed_doc_ids)
 
     def check(self, claim: str, *, k: int | None = None, doc_id: str | None = None,
-              allowed_doc_ids: frozenset[str] | None = None,
+              allowed_doc_ids: frozenset[str] | None = None, as_of: dt.date | None = None,
               thresholds: ClaimThresholds = DEFAULT_THRESHOLDS) -> ClaimCheck:
-        """The sentences of the sources that support or contradict `claim`, each cited, and a verdict."""
+        """The sentences of the sources that support or contradict `claim`, each cited, and a verdict;
+        `as_of`: checked as on that day (later sources not known yet)."""
         started = time.perf_counter()
-        parsed, retrieval = self.retrieve_for_answer(claim, k=k, doc_id=doc_id, allowed_doc_ids=allowed_doc_ids)
+        parsed, found = self.claim_candidates(claim, k=k, doc_id=doc_id, allowed_doc_ids=allowed_doc_ids, as_of=as_of)
         retrieved = time.perf_counter()
-        found = claim_candidates(parsed, read_statement(parsed.text), retrieval, self.facts, self.policy)
         checked = judge(parsed.text, parsed.language, found, thresholds)
         done = time.perf_counter()
         return replace(checked, timings_ms={"retrieve": round((retrieved - started) * 1000, 2),
                                             "judge": round((done - retrieved) * 1000, 2),
                                             "total": round((done - started) * 1000, 2)})
+
+    def claim_candidates(self, claim: str, *, k: int | None = None, doc_id: str | None = None,
+                         allowed_doc_ids: frozenset[str] | None = None,
+                         as_of: dt.date | None = None) -> tuple[ParsedQuestion, list[ClaimCandidate]]:
+        """The parsed claim and every candidate source sentence with its cues: what `check` judges, and
+        what claim evaluation (index/claim_evaluation.py) tunes thresholds on."""
+        parsed, retrieval = self.retrieve_for_answer(claim, k=k, doc_id=doc_id, as_of=as_of,
+                                                     allowed_doc_ids=allowed_doc_ids)
+        return parsed, claim_candidates(parsed, read_statement(parsed.text), retrieval, self.facts, self.policy)
 
     def timeline(self, topic: str, *, as_of: dt.date | None = None, limit: int = 12,
                  allowed_doc_ids: frozenset[str] | None = None) -> list[TimelineEvent]:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from index.answers.features import fold, folded_words, mentions
+from index.retrieval.numbers import DIGITS, MONTHS, canonical, read_numbers
 from index.retrieval.question import question_names
 from index.store.lexical import ENGLISH_STOPWORDS
 
@@ -43,7 +44,6 @@ class WrittenSentence:
 
 # ---------------------------------------------------------------- reading the model's text
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _MARKER = re.compile(r"\[\s*([\d٠-٩۰-۹]+(?:\s*[,،;]\s*[\d٠-٩۰-۹]+)*)\s*\]")
 _MARKERS = r"(?:\s*\[\s*[\d٠-٩۰-۹]+(?:\s*[,،;]\s*[\d٠-٩۰-۹]+)*\s*\])+"
 _END = r"[.!?؟。…]"
@@ -80,7 +80,7 @@ def written_sentence(raw: str) -> WrittenSentence:
     cites: list[int] = []
     for match in _MARKER.finditer(raw):
         for number in re.split(r"[,،;]", match.group(1)):
-            value = int(number.strip().translate(_DIGITS))
+            value = int(number.strip().translate(DIGITS))
             if value not in cites:
                 cites.append(value)
     text = _MARKER.sub("", raw)
@@ -91,75 +91,17 @@ def written_sentence(raw: str) -> WrittenSentence:
 
 # ---------------------------------------------------------------- numbers
 
-_UNITS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i >= 2}
-_SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
-_NUMBER_WORD = "|".join([*_UNITS, *_TENS, *_SCALES])
-_WORD_NUMBER = re.compile(rf"\b(?:{_NUMBER_WORD})(?:(?:\s+|-|\s+and\s+)(?:{_NUMBER_WORD}))*\b", re.I)
-_DIGIT_NUMBER = re.compile(
-    rf"(?<![\w.])(\d+(?:[,٬]\d{{3}})*(?:[.٫]\d+)?)(?:\s+({'|'.join(_SCALES)}))?(?!\w)|(\d+(?:[.٫]\d+)?)(?=st|nd|rd|th)"
-)
-
-
-def _value(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else f"{number:g}"
-
-
-def _words_value(phrase: str) -> float | None:
-    """"one thousand two hundred" → 1200; None for a lone "one" (mostly a pronoun: "one of the …")."""
-    words = [w for w in re.split(r"[\s-]+", phrase.lower()) if w and w != "and"]
-    if words == ["one"]:
-        return None
-    total, current = 0, 0
-    for word in words:
-        if word in _UNITS:
-            current += _UNITS[word]
-        elif word in _TENS:
-            current += _TENS[word]
-        elif word == "hundred":
-            current = max(current, 1) * 100
-        else:
-            total += max(current, 1) * _SCALES[word]
-            current = 0
-    return float(total + current)
-
-
 def numbers_in(text: str) -> set[str]:
-    """Every number in `text` as a canonical value: "1,200", "1200", "١٢٠٠", "one thousand two hundred"
-    and "1.2 thousand" are all "1200"; a figure with a scale word is also kept as written ("1.2")."""
-    text = text.translate(_DIGITS)
-    found: set[str] = set()
-    words = list(text)  # the text for number words: "million" in "1.2 million" was read with its figure
-    for match in _DIGIT_NUMBER.finditer(text):
-        digits = match.group(1) or match.group(3)
-        figure = float(digits.replace(",", "").replace("٬", "").replace("٫", "."))
-        found.add(_value(figure))
-        if match.group(2):
-            found.add(_value(figure * _SCALES[match.group(2).lower()]))
-            words[match.start(2):match.end(2)] = "·" * (match.end(2) - match.start(2))
-    for match in _WORD_NUMBER.finditer("".join(words)):
-        spelled = _words_value(match.group())
-        if spelled is not None:
-            found.add(_value(spelled))
-    return found
+    """Every number in `text` as a canonical value (index/retrieval/numbers.py): "1,200", "1200", "١٢٠٠",
+    "one thousand two hundred" and "1.2 thousand" are all "1200"; a figure with a scale word is also kept
+    as written ("1.2")."""
+    return {canonical(v) for number in read_numbers(text) for v in {number.value, number.figure}}
 
 
 # ---------------------------------------------------------------- dates
 
-_MONTHS_EN = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-              "October", "November", "December"]
-_MONTH_NAMES: dict[str, int] = {name: i for i, name in enumerate(_MONTHS_EN, start=1)}
-_MONTH_NAMES.update({name[:3]: i for name, i in list(_MONTH_NAMES.items()) if name != "May"})
-_MONTH_NAMES["Sept"] = 9
-# Arabic: the Egyptian/Gulf names and the Levantine ones (كانون الثاني is January, and so on).
-for _i, _names in enumerate([
-    "يناير كانون_الثاني", "فبراير شباط", "مارس آذار", "أبريل ابريل نيسان", "مايو أيار", "يونيو حزيران",
-    "يوليو تموز", "أغسطس آب", "سبتمبر أيلول", "أكتوبر تشرين_الأول", "نوفمبر تشرين_الثاني", "ديسمبر كانون_الأول",
-], start=1):
-    for _name in _names.split():
-        _MONTH_NAMES[_name.replace("_", " ")] = _i
+# English names capitalised ("May", "Sept"), Arabic ones as they are.
+_MONTH_NAMES: dict[str, int] = {name.capitalize() if name.isascii() else name: n for name, n in MONTHS.items()}
 _MONTH = "|".join(sorted(map(re.escape, _MONTH_NAMES), key=len, reverse=True))
 # English month names are matched capitalised only: "may" and "march" are verbs as well.
 _MONTH_WORD = re.compile(rf"(?<!\w)({_MONTH})\.?(?!\w)")
@@ -170,7 +112,7 @@ _ISO_DATE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 
 def dates_in(text: str) -> tuple[set[int], set[tuple[int, int]]]:
     """The months `text` names and the (month, day) dates it gives, in any of the usual formats."""
-    text = text.translate(_DIGITS)
+    text = text.translate(DIGITS)
     months = {_MONTH_NAMES[m.group(1)] for m in _MONTH_WORD.finditer(text)}
     days = {(_MONTH_NAMES[m.group(2)], int(m.group(1))) for m in _DAY_MONTH.finditer(text)}
     days |= {(_MONTH_NAMES[m.group(1)], int(m.group(2))) for m in _MONTH_DAY.finditer(text)}

@@ -13,6 +13,12 @@ negation, direction) and compared:
   words with no mismatch, supports it;
 - anything else says neither.
 
+A figure the news changed over time (12, then 27, then 41 dead) is no contradiction between its
+reports: a sentence whose only mismatch is another figure, reported before a sentence that gives the
+claim's figure, is an "earlier report"; one reported after every such sentence is a "later report",
+and a claim whose figure later reports updated is "outdated". Reports are dated as figures are
+(index/answers/figures.py: the day a sentence names, else its article's date).
+
 The thresholds are not guessed: `verbatim eval-claims --tune` searches them on SciFact's tuning part
 (index/claim_evaluation.py), and docs/quality.md ("Checking claims") reports the other part.
 Quotes are whole source sentences, verbatim, each cited.
@@ -28,11 +34,12 @@ from index.answers.features import FEATURES, Candidate, Sources, source_language
 from index.retrieval.question import ParsedQuestion
 from index.retrieval.search import Retrieval
 from index.retrieval.statement import QUALIFIER_TERMS, Figure, Statement, read_statement
+from index.retrieval.time_words import SentenceDate, sentence_date
 from index.store.lexical import analyse
 
-Stance = Literal["supports", "contradicts", "neither"]
+Stance = Literal["supports", "contradicts", "earlier report", "later report", "neither"]
 Mismatch = Literal["figure", "direction", "negated_claim", "negated_source"]
-Verdict = Literal["supported", "contradicted", "mixed", "not addressed"]
+Verdict = Literal["supported", "contradicted", "mixed", "outdated", "not addressed"]
 FigureAgreement = Literal["match", "differ", "missing", "none"]
 
 _SEMANTIC = FEATURES.index("semantic")
@@ -77,6 +84,7 @@ class Cues:
     negated_source: bool  # the sentence is negated and the claim is not
     opposite_direction: bool
     names_missing: tuple[str, ...]  # names in the claim that the sentence's article never mentions
+    reported: SentenceDate | None = None  # when the sentence says it was reported (for figures that changed)
 
     def relevance(self, thresholds: ClaimThresholds) -> float:
         if self.crosslingual:
@@ -181,6 +189,7 @@ def claim_candidates(question: ParsedQuestion, claim: Statement, retrieval: Retr
             opposite_direction=opposite(claim, sentence),
             # A figure the article never gives is a difference to weigh, not a sign of another topic.
             names_missing=tuple(n for n in candidate.missing_names if not any(ch.isdigit() for ch in n)),
+            reported=sentence_date(candidate.text, candidate.hit.published),
         )))
     return found
 
@@ -247,7 +256,7 @@ def stance(cues: Cues, thresholds: ClaimThresholds) -> tuple[Stance, str]:
 
 def judge(claim: str, language: str, found: list[ClaimCandidate], thresholds: ClaimThresholds) -> ClaimCheck:
     """The verdict weighs every candidate sentence; the most relevant few are quoted (when the sources
-    disagree, at least one of each side)."""
+    disagree, or later reports update the claim's figure, at least one of each side)."""
     stanced: list[tuple[Stance, str, ClaimCandidate]] = []
     seen: set[str] = set()
     for entry in sorted(found, key=lambda c: -c.cues.relevance(thresholds)):
@@ -256,11 +265,14 @@ def judge(claim: str, language: str, found: list[ClaimCandidate], thresholds: Cl
         if position != "neither" and text not in seen:
             seen.add(text)
             stanced.append((position, reason, entry))
+    stanced = as_reports(stanced)
     verdict = overall({position for position, _, _ in stanced})
     quoted = stanced[:thresholds.max_quotes]
-    if verdict == "mixed" and len({position for position, _, _ in quoted}) == 1:
-        other = next(s for s in stanced if s[0] != quoted[0][0])
-        quoted = quoted[:thresholds.max_quotes - 1] + [other]
+    for needed in SIDES.get(verdict, ()):
+        if needed not in {position for position, _, _ in quoted}:
+            best = next(s for s in stanced if s[0] == needed)
+            keep = [q for q in quoted if q[0] in SIDES[verdict]]  # make room from what the verdict needs least
+            quoted = (keep + [q for q in quoted if q not in keep])[:thresholds.max_quotes - 1] + [best]
     judged = [JudgedSentence(position, reason, entry.cues.relevance(thresholds),
                              cite_sentence(n, entry.candidate), entry.cues)
               for n, (position, reason, entry) in enumerate(quoted, start=1)]
@@ -270,7 +282,40 @@ def judge(claim: str, language: str, found: list[ClaimCandidate], thresholds: Cl
     return ClaimCheck(claim, verdict, SUMMARIES[verdict], judged, language, note)
 
 
+# The stances a verdict is made of: its quotes include at least one of each.
+SIDES: dict[Verdict, tuple[Stance, ...]] = {"mixed": ("supports", "contradicts"),
+                                            "outdated": ("supports", "later report")}
+
+
+def as_reports(stanced: list[tuple[Stance, str, ClaimCandidate]]) -> list[tuple[Stance, str, ClaimCandidate]]:
+    """A contradiction by another figure alone, from a dated report before the newest sentence that gives
+    the claim's figure, is an earlier report of it; after every such sentence, a later report."""
+    matching = [entry.cues.reported for position, _, entry in stanced
+                if position == "supports" and entry.cues.figures == "match" and _dated(entry.cues.reported)]
+    if not matching:
+        return stanced
+    newest = max(when.sort_key() for when in matching if when is not None)
+    relabelled: list[tuple[Stance, str, ClaimCandidate]] = []
+    for position, reason, entry in stanced:
+        when, cues = entry.cues.reported, entry.cues
+        if position == "contradicts" and cues.mismatches == ("figure",) and cues.differing and when and _dated(when):
+            claimed, given = cues.differing
+            if when.sort_key() < newest:
+                position, reason = "earlier report", f"an earlier report ({when.label()}): {given}, since updated"
+            elif when.sort_key() > newest:
+                position, reason = "later report", f"a later report ({when.label()}): {given}, the claim {claimed}"
+        relabelled.append((position, reason, entry))
+    return relabelled
+
+
+def _dated(when: SentenceDate | None) -> bool:
+    return when is not None and when.day is not None
+
+
 def overall(stances: set[Stance]) -> Verdict:
+    stances = stances - {"earlier report"}  # an earlier report the claim's figure updated says nothing against it
+    if "later report" in stances:
+        return "mixed" if "contradicts" in stances else "outdated"
     if stances == {"supports"}:
         return "supported"
     if stances == {"contradicts"}:
@@ -284,6 +329,7 @@ SUMMARIES: dict[Verdict, str] = {
     "supported": "The sources support this claim.",
     "contradicted": "The sources contradict this claim.",
     "mixed": "The sources both support and contradict parts of this claim.",
+    "outdated": "The sources reported this, but later reports give another figure.",
     "not addressed": "The sources I have don't address this claim.",
 }
 

@@ -157,6 +157,9 @@ def compose_answer(question: ParsedQuestion, retrieval: Retrieval, sources: Sour
     return Answer(question.text, True, text, citations, question.language, note=note, confidence=round(confidence, 4))
 
 
+# What introduces the earlier reports of a figure, in the question's language (English for the others).
+EARLIER_REPORTS = {"en": "Earlier reports:", "ar": "تقارير سابقة:"}
+
 # A sentence giving another figure for the asked count is quoted as an earlier (or later) report when
 # the scorer finds it at least this likely, relative to the best sentence, to answer the question.
 FIGURE_FLOOR = 0.1
@@ -175,7 +178,7 @@ def _figures_answer(question: ParsedQuestion, history, note: str | None, confide
 
     lead = quoted(citations[0], reports[0])
     earlier = " ".join(quoted(c, r) for c, r in zip(citations[1:], reports[1:], strict=True))
-    text = f"{lead} Earlier reports: {earlier}"
+    text = f"{lead} {EARLIER_REPORTS.get(question.language, EARLIER_REPORTS['en'])} {earlier}"
     return Answer(question.text, True, text, citations, question.language, note=note,
                   confidence=round(confidence, 4), reports=reports)
 

@@ -19,8 +19,10 @@ from typing import Protocol
 import numpy as np
 
 from index.retrieval.language import detect_language
+from index.retrieval.numbers import DIGITS
 from index.retrieval.question import ParsedQuestion
 from index.retrieval.search import Hit, Retrieval
+from index.retrieval.statement import SCORER_NEGATION
 from index.store.lexical import analyse
 
 FEATURES = (
@@ -69,8 +71,6 @@ _NAME = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)*")
 _CAPITALISED = re.compile(r"[A-Z][a-z]+")
 _ARABIC = re.compile(r"[\u0600-\u06FF]")
 _WORD = re.compile(r"\w+")
-_NEGATION = re.compile(r"\b(not|no|never|none|neither|nor|without|n't|cannot|fail(ed|s)?\s+to)\b|n't\b"
-                       r"|\bلا\b|\bلم\b|\bلن\b|\bليس", re.I)
 
 
 class Sources(Protocol):
@@ -103,13 +103,10 @@ class Candidate:
         return self.hit.doc_id, self.start
 
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
-
-
 def fold(text: str) -> str:
     """Lower case without accents, dots or possessives, Arabic-Indic digits as 0-9: so "U.S." meets
     "US", "Türk" meets "Turk" and "٢٠٢٤" meets "2024"."""
-    text = unicodedata.normalize("NFKD", text).translate(_DIGITS)
+    text = unicodedata.normalize("NFKD", text).translate(DIGITS)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.lower().replace("’", "'").replace("'s", "").replace(".", "").replace(",", "")
     return text
@@ -234,7 +231,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
     lexical_rank = _ranks(lexical)
     own_terms = {t for t, w in terms.items() if w == 1.0}
     top_idf = max(sources.unseen_idf(), 1e-6)
-    question_negated = bool(_NEGATION.search(question.text))
+    question_negated = bool(SCORER_NEGATION.search(question.text))
     by_passage: dict[str, float] = {}
     by_article: dict[str, tuple[float, tuple[str, ...], float, float]] = {}
     crosslingual: dict[str, bool] = {}
@@ -288,7 +285,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
             1.0 / (1 + semantic_rank[number]),
             1.0 / (1 + lexical_rank[number]),
             _share_named(question.names, missing, text),
-            1.0 if question_negated != bool(_NEGATION.search(text)) else 0.0,
+            1.0 if question_negated != bool(SCORER_NEGATION.search(text)) else 0.0,
             # (the sentence before in its own article: row - 1 may end the article before)
             weighted_coverage(terms, present | (terms_of_row.get(row - 1, set()) if index_in_article else set()),
                               sources.idf),

@@ -14,13 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from index.answers.features import Candidate
+from index.retrieval.numbers import MONTHS, read_numbers
 from index.retrieval.question import ParsedQuestion
-from index.retrieval.time_words import MONTHS, SentenceDate, sentence_date
+from index.retrieval.time_words import SentenceDate, sentence_date
 from index.store.lexical import analyse
 
 _QUALIFIER = r"(?:(?:more|fewer|less)\s+than|over|at\s+least|nearly|almost|about|around|some|up\s+to|at\s+most|" \
              r"roughly|approximately|أكثر\s+من|اكثر\s+من|نحو|حوالي|ما\s+لا\s+يقل\s+عن)"
-_FIGURE = re.compile(rf"(?:{_QUALIFIER}\s+)?(?<![\w.,])(?P<n>\d{{1,3}}(?:,\d{{3}})+|\d+)(?![\w]|[.,]\d)", re.I)
+_QUALIFIED = re.compile(rf"(?<!\w){_QUALIFIER}\s+$", re.I)  # "more than " just before a figure
 _WORD = re.compile(r"\w+")
 _WINDOW = 5  # words either side of a figure that say what it counts
 # A question about the dead and a sentence about deaths count the same thing, in whichever words.
@@ -82,25 +83,29 @@ def figure_in(sentence: str, count: Count) -> tuple[str, int] | None:
     """The first figure in `sentence` that counts what was asked (never a year, a day of a month or a
     percentage): its neighbouring words name the question's nouns, or, for a question about people or the
     dead, the figure is of deaths or people ("830 deaths", "973 civilians", "the toll … rose to 41,")."""
-    for match in _FIGURE.finditer(sentence):
-        value = int(match.group("n").replace(",", ""))
-        before = _WORD.findall(sentence[:match.start("n")])[-_WINDOW:]
-        after = _WORD.findall(sentence[match.end():])[:_WINDOW]
+    for number in read_numbers(sentence):
+        if not float(number.value).is_integer():
+            continue  # a count is whole
+        value = int(number.value)
+        before = _WORD.findall(sentence[:number.start])[-_WINDOW:]
+        after = _WORD.findall(sentence[number.end:])[:_WINDOW]
         neighbours = [w.lower() for w in before[-1:] + after[:1]]
-        if any(w in _MONTH_WORDS for w in neighbours) or (1900 <= value <= 2100 and "," not in match.group("n")):
+        if any(w in _MONTH_WORDS for w in neighbours) or (1900 <= value <= 2100 and number.digits.isdigit()):
             continue  # a date, not a count
-        rest = sentence[match.end():].lstrip()
+        rest = sentence[number.end:].lstrip()
         if rest.startswith("%") or (after and after[0].lower() in {"percent", "per", "pc"}):
             continue
+        qualifier = _QUALIFIED.search(sentence[:number.start])
+        written = sentence[qualifier.start() if qualifier else number.start:number.end].strip()
         if count.nouns:
             if set(analyse(" ".join(before + after))) & count.nouns:
-                return match.group().strip(), value
+                return written, value
         elif count.of_people:
             counted = set(analyse(after[0])) if after and rest[:1].isalpha() else set()
-            clause = re.split(r"[,;:]", sentence[:match.start("n")])[-1]  # "the death toll … rose to 27"
+            clause = re.split(r"[,;:]", sentence[:number.start])[-1]  # "the death toll … rose to 27"
             if counted & (_CASUALTY_WORDS | _PEOPLE_WORDS) or (
                     not counted and set(analyse(clause)) & _CASUALTY_WORDS):
-                return match.group().strip(), value
+                return written, value
     return None
 
 

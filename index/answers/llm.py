@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import httpx
 from pydantic import SecretStr
 
-from index.answers.checks import Evidence, WrittenSentence, problem_with, split_written
+from index.answers.checks import Evidence, WrittenSentence, numbers_in, problem_with, split_written
 from index.answers.compose import Answer, Citation, ScoredCandidate, WritingReport, cite_sentence
 from index.answers.features import fold
+from index.answers.figures import FigureReport
 from index.retrieval.question import ParsedQuestion
 from index.settings import Settings
 
@@ -118,7 +119,11 @@ def _json(text: str) -> object:
         raise EndpointProblem("a reply that is not JSON") from None
 
 
-def prompt(question: ParsedQuestion, given: list[Evidence]) -> list[dict[str, str]]:
+# A figure history as the model sees it: (given sentence number, report), newest report first.
+GivenReports = Sequence[tuple[int, FigureReport]]
+
+
+def prompt(question: ParsedQuestion, given: list[Evidence], reports: GivenReports = ()) -> list[dict[str, str]]:
     language = _LANGUAGES.get(question.language, "the language of the question")
     numbered = "\n".join(
         f"[{n}] ({', '.join(p for p in (e.source, (e.published or '')[:10]) if p) or 'unknown outlet'}) {e.text}"
@@ -132,6 +137,12 @@ def prompt(question: ParsedQuestion, given: list[Evidence]) -> list[dict[str, st
         "Write only the answer."
     )
     user = f"Question: {question.text}\n\nSentences:\n{numbered}"
+    if reports:
+        # The sources changed this figure over time: the newest report must lead (checked, see `_order_problem`).
+        history = "\n".join(f"- {r.figure} [{n}] ({', '.join(filter(None, [r.source, r.date]))})" for n, r in reports)
+        system += (" When the sentences report a figure that changed over time, give the newest report first; "
+                   "mention earlier figures only after it, as earlier reports.")
+        user += f"\n\nThe figure as reported, newest first:\n{history}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -142,16 +153,37 @@ class Draft:
     kept: tuple[WrittenSentence, ...] = ()
     dropped: int = 0
 
-    def answer(self, extractive: Answer, given: list[ScoredCandidate], mode: str, problem: str | None) -> Answer:
-        """The written answer: kept sentences with their citations renumbered in order of first use."""
+    def answer(self, extractive: Answer, given: list[ScoredCandidate], mode: str, problem: str | None,
+               reports: GivenReports = ()) -> Answer:
+        """The written answer: kept sentences with their citations renumbered in order of first use; the
+        extractive answer's note (no source in the time asked, quotes in another language) stays, and so
+        does its figure history, renumbered, when the written answer cites the newest report."""
         order: list[int] = []
         for sentence in self.kept:
             order += [n for n in sentence.cites if n not in order]
         renumber = {old: new for new, old in enumerate(order, start=1)}
         citations: list[Citation] = [cite_sentence(renumber[old], given[old - 1].candidate) for old in order]
         text = " ".join(s.marked(renumber[n] for n in s.cites) for s in self.kept)
-        return replace(extractive, text=text, citations=citations, note=None, mode=mode,
+        history = [replace(r, n=renumber[n]) for n, r in reports if n in renumber]
+        if reports and reports[0][0] not in renumber:
+            history = []  # without the newest report cited, no cited report is "latest"
+        return replace(extractive, text=text, citations=citations, mode=mode, reports=history,
                        written=WritingReport(len(self.kept), self.dropped, problem))
+
+
+def _order_problem(sentence: WrittenSentence, reports: GivenReports, kept: tuple[WrittenSentence, ...]) -> str | None:
+    """A sentence may not lead with an earlier report of a figure that changed: one whose numbers include
+    an earlier report's figure but not the newest is dropped unless a kept sentence already gave the newest."""
+    if not reports:
+        return None
+    newest = str(reports[0][1].value)  # as numbers_in writes a whole number
+    earlier = {str(r.value) for _, r in reports[1:]} - {newest}
+    if any(newest in numbers_in(s.text) for s in kept):
+        return None
+    said = numbers_in(sentence.text)
+    if newest in said or not said & earlier:
+        return None
+    return f"gives the earlier figure {sorted(said & earlier)[0]} before the newest report's {newest}"
 
 
 class AnswerWriter:
@@ -170,7 +202,12 @@ class AnswerWriter:
 
         With `on_written`, the reply is streamed and `on_written` gets the answer so far each time
         another sentence passes its check (in the calling thread)."""
-        given = _given(scored)
+        # The extractive answer's figure history (newest first): each report's sentence is given to the model.
+        report_texts = [_text_key(extractive.citations[r.n - 1].quote) for r in extractive.reports]
+        given = _given(scored, report_texts)
+        number_of = {_text_key(entry.candidate.text): n for n, entry in enumerate(given, start=1)}
+        reports: GivenReports = [(number_of[text], r) for text, r in zip(report_texts, extractive.reports, strict=True)
+                                 if text in number_of]
         evidence = {n: Evidence(s.candidate.text, s.candidate.hit.source, s.candidate.hit.published)
                     for n, s in enumerate(given, start=1)}
         draft, problem, buffer = Draft(), None, ""
@@ -178,18 +215,19 @@ class AnswerWriter:
         def check(sentences: list[WrittenSentence]) -> None:
             nonlocal draft
             for sentence in sentences:
-                why = problem_with(sentence, evidence)
+                why = problem_with(sentence, evidence) or _order_problem(sentence, reports, draft.kept)
                 if why is not None:
                     log.info("dropped a written sentence (%s): %r", why, sentence.text[:300])
                     draft = replace(draft, dropped=draft.dropped + 1)
                     continue
                 draft = replace(draft, kept=(*draft.kept, sentence))
                 if on_written:
-                    on_written(draft.answer(extractive, given, "llm", None))
+                    on_written(draft.answer(extractive, given, "llm", None, reports))
 
         started = time.perf_counter()
         try:
-            for piece in self.client.chunks(prompt(question, list(evidence.values())), stream=on_written is not None):
+            messages = prompt(question, list(evidence.values()), reports)
+            for piece in self.client.chunks(messages, stream=on_written is not None):
                 buffer += piece
                 complete, buffer = split_written(buffer, final=False)
                 check(complete)
@@ -207,20 +245,27 @@ class AnswerWriter:
             return replace(extractive, mode="extractive-fallback", written=WritingReport(0, draft.dropped, problem),
                            timings_ms={**extractive.timings_ms, "write": elapsed})
         mode = "llm" if not draft.dropped and problem is None else "llm-partial"
-        answer = draft.answer(extractive, given, mode, problem)
+        answer = draft.answer(extractive, given, mode, problem, reports)
         return replace(answer, timings_ms={**extractive.timings_ms, "write": elapsed})
 
 
-def _given(scored: list[ScoredCandidate]) -> list[ScoredCandidate]:
-    """The likeliest candidates, each text once."""
+def _given(scored: list[ScoredCandidate], required: Sequence[str] = ()) -> list[ScoredCandidate]:
+    """The likeliest candidates, each text once, and those with the `required` texts (`_text_key`: a figure
+    history's reports) even when less likely."""
     given: list[ScoredCandidate] = []
     seen: set[str] = set()
+    missing = set(required)
     for entry in scored:
-        key = " ".join(fold(entry.candidate.text).split())
-        if key in seen:
+        key = _text_key(entry.candidate.text)
+        if key in seen or (len(given) >= GIVEN_SENTENCES and key not in missing):
             continue
         seen.add(key)
         given.append(entry)
-        if len(given) == GIVEN_SENTENCES:
+        missing.discard(key)
+        if len(given) >= GIVEN_SENTENCES and not missing:
             break
     return given
+
+
+def _text_key(text: str) -> str:
+    return " ".join(fold(text).split())

@@ -11,14 +11,23 @@ Ranking = list[tuple[int, float]]  # (passage row, score), best first (as in ind
 
 def by_time(fused: Ranking, frame: TimeFrame | None, row_days: np.ndarray,
             recency_weight: float) -> tuple[Ranking, str | None]:
-    """Keep the passages whose article is dated within the frame (when nothing is, keep them all and say
-    so), then, when the question wants the newest reports, lift the newer ones.
+    """Drop every passage whose article was published after the asking day (`known_until`, from
+    `--as-of`: a hard limit, never relaxed); keep the passages whose article is dated within the time
+    words' range (when none is, keep them all and say so); then, when the question wants the newest
+    reports, lift the newer ones.
 
-    `row_days[row]` is the passage's article's date as a day ordinal, 0 when undated."""
+    `row_days[row]` is the passage's article's date as a day ordinal, 0 when undated. An undated article
+    is kept by the asking day (it is not known to be later) but not by a range (it is not known to be
+    in it) unless nothing dated is: "yesterday" wants what is known to be from yesterday."""
     if frame is None or not fused:
         return fused, None
     note = None
-    if frame.narrows:
+    if frame.known_until is not None:
+        last = frame.known_until.toordinal()
+        fused = [(row, score) for row, score in fused if row_days[row] <= last]
+        if not fused:
+            return fused, f"No source had been published by {frame.known_until}."
+    if frame.ranged:
         low = frame.start.toordinal() if frame.start else 1
         high = frame.end.toordinal() if frame.end else 10**9
         kept = [(row, score) for row, score in fused if low <= row_days[row] <= high]
@@ -26,7 +35,7 @@ def by_time(fused: Ranking, frame: TimeFrame | None, row_days: np.ndarray,
             fused = kept
         else:
             note = (f"No source was published {frame.describe()}; these quotes are from the closest "
-                    "sources of other dates.")
+                    "sources of other dates" + (f" up to {frame.known_until}." if frame.known_until else "."))
     if frame.newest and recency_weight > 0:
         fused = favour_recent(fused, row_days, recency_weight)
     return fused, note

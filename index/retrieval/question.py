@@ -83,9 +83,9 @@ def parse_question(text: str, context: str | None = None, *, asked_on: dt.date |
     (`dated_sources=False`: encyclopaedia paragraphs, say) they are ordinary words: "the last dynasty"."""
     asked = as_of or asked_on or dt.datetime.now(dt.UTC).date()
     time, topic = read_time_words(text, asked) if dated_sources else (None, text)
-    if as_of is not None:
+    if as_of is not None:  # the range ends by the asking day at the latest, and nothing later is known
         time = TimeFrame(time.start if time else None, min(time.end or as_of, as_of) if time else as_of,
-                         time.newest if time else False, time.words if time else ())
+                         time.newest if time else False, time.words if time else (), known_until=as_of)
     own = topic if time is not None and time.words else text
     terms = {term: CONTEXT_WEIGHT for term in analyse(context or "") if term not in _FRAMING_WORDS}
     terms.update({term: 1.0 for term in analyse(own) if term not in _FRAMING_WORDS})

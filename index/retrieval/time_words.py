@@ -13,18 +13,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩", "0123456789")
+from index.retrieval.numbers import DIGITS, MONTHS
 
-MONTHS: dict[str, int] = {}
-for _number, _names in enumerate((
-    "january jan يناير كانون_الثاني", "february feb فبراير شباط", "march mar مارس آذار اذار",
-    "april apr أبريل ابريل نيسان", "may مايو أيار ايار", "june jun يونيو حزيران",
-    "july jul يوليو تموز", "august aug أغسطس اغسطس آب", "september sept sep سبتمبر أيلول ايلول",
-    "october oct أكتوبر اكتوبر تشرين_الأول تشرين_الاول", "november nov نوفمبر تشرين_الثاني",
-    "december dec ديسمبر كانون_الأول كانون_الاول",
-), start=1):
-    for _name in _names.split():
-        MONTHS[_name.replace("_", " ")] = _number
 WEEKDAYS: dict[str, int] = {}
 for _number, _names in enumerate((
     "monday الاثنين الإثنين", "tuesday الثلاثاء", "wednesday الأربعاء الاربعاء", "thursday الخميس",
@@ -58,10 +48,18 @@ class TimeFrame:
     end: dt.date | None = None
     newest: bool = False
     words: tuple[str, ...] = ()  # the time words as the question wrote them
+    # The asking day of a question asked "as of" a past day: nothing published after it is known yet, so
+    # later articles are never used (a hard limit, unlike the range, which falls back when nothing is in it).
+    known_until: dt.date | None = None
 
     @property
     def narrows(self) -> bool:
         return self.start is not None or self.end is not None
+
+    @property
+    def ranged(self) -> bool:
+        """The time words ask for a narrower range of publication dates than "up to the asking day"."""
+        return self.start is not None or (self.end is not None and self.end != self.known_until)
 
     def contains(self, day: dt.date | None) -> bool:
         if day is None:
@@ -147,10 +145,16 @@ def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] |
 
 # ---------------------------------------------------------------- questions
 
+# آخر means "latest" only before the noun it modifies: a definite one (آخر الأخبار، آخر التطورات، آخر
+# الأرقام) or a news word (آخر حصيلة، آخر أرقام). After its noun it means "another" (سبب آخر، شخص آخر
+# للمساعدة), and before other bare nouns it is rather "last" (آخر سلالة, the last dynasty).
+_LATEST_OF = (r"(?:ال[\u0621-\u064a]|حصيلة|أخبار|اخبار|تطورات|مستجدات|أرقام|ارقام|تحديث|تحديثات|إحصائية|احصائية"
+              r"|إحصائيات|احصائيات|عدد|نبأ|أنباء|انباء)")
 _NEWEST = re.compile(
     rf"{_B}(?:(?:the\s+)?(?:latest|newest|most\s+recent(?:ly)?|so\s+far|until\s+now|right\s+now|"
     rf"at\s+the\s+moment|currently)|as\s+of\s+now|(?:to\s+date|now)(?=\s*[?.!,;]|\s*$)"
-    rf"|حتى\s+الآن|حتى\s+الان|لحد\s+الآن|الآن|الان|حاليا|حالياً|أحدث|احدث|آخر|اخر|الأخيرة|الاخيرة){_E}",
+    rf"|حتى\s+الآن|حتى\s+الان|لحد\s+الآن|الآن|الان|حاليا|حالياً|أحدث|احدث|الأخيرة|الاخيرة"
+    rf"|(?:آخر|اخر)(?=\s+{_LATEST_OF})){_E}",
     re.I,
 )
 _RELATIVE = re.compile(
@@ -194,7 +198,7 @@ def _relative_range(word: str, asked: dt.date) -> tuple[dt.date, dt.date]:
 def read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
     """The question's time frame (None when it has no time words) and the question without them."""
     try:
-        return _read_time_words(text.translate(_DIGITS), asked)
+        return _read_time_words(text.translate(DIGITS), asked)
     except (OverflowError, ValueError):  # "yesterday" asked as of 1 January of year 1: no such day
         return None, text
 
@@ -330,7 +334,7 @@ def sentence_date(sentence: str, published: str | None) -> SentenceDate:
 
 def _named_day(sentence: str, reference: dt.date) -> dt.date | None:
     """The single day a sentence names, read against its article's date."""
-    for match in _SENTENCE_DATE.finditer(sentence.translate(_DIGITS)):
+    for match in _SENTENCE_DATE.finditer(sentence.translate(DIGITS)):
         if match.group("lead"):
             continue
         if match.group("wd"):

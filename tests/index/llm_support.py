@@ -56,6 +56,11 @@ SCRIPTS = {
     "slow-stream": "Mayor Ilsa Brandt said 1,200 residents were moved to the sports hall {1,200}. "
                    "Governor Petra Lund ordered the move {1,200}. "
                    "The Kessel River flooded Velmora on 12 April {12 April}.",
+    # Over the Vellmoor corpus (tests/index/time_support.py), where the toll rose 12 → 27 → 41.
+    "figures-newest-first": "Officials said on 9 March that 41 people had died in the Vellmoor floods {41 people}. "
+                            "Earlier reports gave 27 {rose to 27}.",
+    "figures-older-first": "At least 12 people were killed in the Vellmoor floods {At least 12}. "
+                           "Officials said on 9 March that 41 people had died {41 people}.",
 }
 FAILURES = {"error": 500, "rate-limited": 429}
 SLOW_SECONDS = 3.0  # "slow" answers after this; tests set a shorter timeout

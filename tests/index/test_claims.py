@@ -188,3 +188,16 @@ def test_a_collected_claim_keeps_its_label(seed_engine):
     (collected,) = collect(seed_engine, [claim])
     assert isinstance(collected, CollectedClaim) and collected.claim is claim and collected.candidates
     assert SEED_ARTICLE.exists()
+
+
+def test_check_and_claim_evaluation_judge_the_same_candidates(seed_engine):
+    from index.answers.claims import judge
+
+    claim = "Only 50 civilians were killed."
+    parsed, found = seed_engine.claim_candidates(claim)
+    (collected,) = collect(seed_engine, [LabelledClaim("x", claim, "CONTRADICT", (ARTICLE_ID,))])
+    assert [c.candidate.key for c in collected.candidates] == [c.candidate.key for c in found]
+    checked = seed_engine.check(claim)
+    judged = judge(parsed.text, parsed.language, collected.candidates, DEFAULT_THRESHOLDS)
+    assert (judged.verdict, [s.citation for s in judged.sentences]) == (checked.verdict,
+                                                                        [s.citation for s in checked.sentences])

@@ -8,6 +8,7 @@ import pytest
 
 from index.engine import Engine
 from index.errors import InvalidQuestionError
+from tests.index.llm_support import FakeModel, fake_model, llm_settings
 from tests.index.test_cli import run
 from tests.index.time_support import DAY, FINAL_TOLL, FIRST_TOLL, SECOND_TOLL, article_text, build_vellmoor
 
@@ -77,11 +78,42 @@ def test_a_range_with_no_source_falls_back_with_an_honest_note(engine):
     assert answer.note.startswith("No source was published from 2026-01-01 to 2026-01-31")
 
 
+def test_as_of_is_a_hard_limit_even_when_nothing_was_published_by_then(engine):
+    question = "How many people died in the Vellmoor floods?"
+    before_all = engine.ask(question, as_of=DAY("2026-03-01"))  # the first report is of 2 March
+    assert not before_all.answered and before_all.citations == [] and before_all.to_json()["latest_report"] is None
+    assert before_all.note == "No source had been published by 2026-03-01."
+    assert engine.search(question, as_of=DAY("2020-01-01")) == []
+    assert engine.timeline("Vellmoor floods", as_of=DAY("2026-03-01")) == []
+    # A range with nothing in it falls back to the other dates, but never to articles after the asking day.
+    january = engine.ask("What happened in Vellmoor in January?", as_of=DAY("2026-03-03"))
+    assert january.citations and set(cited(january)) == {"courier-floods-first-toll"}
+    assert january.note is not None and january.note.endswith("of other dates up to 2026-03-03.")
+
+
+def test_a_range_keeps_undated_articles_only_when_nothing_dated_is_in_it():
+    import numpy as np
+
+    from index.retrieval.dated import by_time
+    from index.retrieval.time_words import TimeFrame
+
+    days = np.array([0, DAY("2026-03-02").toordinal(), DAY("2026-03-09").toordinal()])
+    fused = [(0, 3.0), (1, 2.0), (2, 1.0)]
+    march = TimeFrame(DAY("2026-03-01"), DAY("2026-03-31"))
+    assert by_time(fused, march, days, 0.0) == ([(1, 2.0), (2, 1.0)], None)
+    as_of = TimeFrame(end=DAY("2026-03-05"), known_until=DAY("2026-03-05"))  # undated: not known later: kept
+    assert by_time(fused, as_of, days, 0.0) == ([(0, 3.0), (1, 2.0)], None)
+    april = TimeFrame(DAY("2026-04-01"), DAY("2026-04-30"), known_until=DAY("2026-05-01"))
+    kept, note = by_time(fused, april, days, 0.0)
+    assert kept == fused and note is not None and note.startswith("No source was published from 2026-04-01")
+
+
 def test_latest_and_arabic_time_words_lead_with_the_newest_report(engine):
     latest = engine.ask("How many people were killed in Vellmoor so far?", as_of=DAY("2026-11-25"))
     assert latest.citations[0].quote == FINAL_TOLL
     arabic = engine.ask("كم عدد القتلى في فيضانات Vellmoor حتى الآن؟", as_of=DAY("2026-03-06"))
     assert arabic.answered and [c.quote for c in arabic.citations] == [SECOND_TOLL, FIRST_TOLL]
+    assert " تقارير سابقة: " in arabic.text and "Earlier reports" not in arabic.text  # the question's language
 
 
 def test_a_timeline_is_in_date_order_and_quotes_verbatim(engine):
@@ -132,3 +164,80 @@ def test_eval_asks_each_question_on_its_question_date(engine, tmp_path):
     results = {r.id: r for r in evaluate(engine, loaded)}
     assert results["early"].right and "41" not in results["early"].answer
     assert results["late"].right and results["late"].answer.startswith(FINAL_TOLL)
+
+
+# ---------------------------------------------------------------- written answers (ANSWER_MODE=llm)
+
+
+@pytest.fixture(scope="module")
+def model_server():
+    with fake_model() as running:
+        yield running
+
+
+def written_engine(vellmoor_settings, model_server, encoders, model: str) -> Engine:
+    return Engine.load(llm_settings(vellmoor_settings, model_server, model), encoders=encoders)
+
+
+def test_a_written_answer_keeps_the_figure_history_renumbered_and_the_model_sees_it(
+        vellmoor_settings, model_server, encoders):
+    engine = written_engine(vellmoor_settings, model_server, encoders, "figures-newest-first")
+    answer = engine.ask("How many people died in the Vellmoor floods?", as_of=DAY("2026-03-20"))
+    assert answer.mode == "llm"
+    assert [c.quote for c in answer.citations] == [FINAL_TOLL, SECOND_TOLL]
+    payload = answer.to_json()
+    # The reports point at the written answer's citations (the 12 report is not cited, so not listed).
+    assert payload["latest_report"] == {"n": 1, "figure": "41", "date": "2026-03-09", "source": "Riverline Radio"}
+    assert [(r["n"], r["figure"]) for r in payload["earlier_reports"]] == [(2, "27")]
+    sent = FakeModel.recorded.requests[-1]["body"]["messages"][-1]["content"]
+    history = sent.split("The figure as reported, newest first:\n")[1].splitlines()
+    assert [line.split(" [")[0] for line in history] == ["- 41", "- 27", "- At least 12"]
+    assert history[0].endswith("(Riverline Radio, 2026-03-09)")
+
+
+def test_a_written_sentence_may_not_lead_with_an_earlier_figure(vellmoor_settings, model_server, encoders):
+    engine = written_engine(vellmoor_settings, model_server, encoders, "figures-older-first")
+    answer = engine.ask("How many people died in the Vellmoor floods?", as_of=DAY("2026-03-20"))
+    assert answer.mode == "llm-partial" and answer.written is not None and answer.written.dropped == 1
+    assert answer.text == "Officials said on 9 March that 41 people had died. [1]"
+    assert [c.quote for c in answer.citations] == [FINAL_TOLL]
+    assert answer.to_json()["latest_report"]["n"] == 1 and answer.to_json()["earlier_reports"] == []
+
+
+def test_a_written_answer_keeps_the_time_note(vellmoor_settings, model_server, encoders):
+    question = "How many people died in the Vellmoor floods in January?"
+    extractive = Engine.load(vellmoor_settings, encoders=encoders).ask(question, as_of=DAY("2026-03-20"))
+    written = written_engine(vellmoor_settings, model_server, encoders, "figures-newest-first").ask(
+        question, as_of=DAY("2026-03-20"))
+    assert written.mode == "llm" and extractive.note is not None
+    assert written.note == extractive.note and written.note.startswith("No source was published from 2026-01-01")
+
+
+# ---------------------------------------------------------------- checking claims about a figure that changed
+
+
+def stances(checked) -> dict[str, str]:
+    return {judged.citation.quote: judged.stance for judged in checked.sentences}
+
+
+def test_an_earlier_report_of_a_figure_is_no_contradiction(engine):
+    newest = engine.check("41 people died in the Vellmoor floods.", as_of=DAY("2026-03-20"))
+    assert newest.verdict == "supported" and not newest.contradicting
+    assert stances(newest) == {FINAL_TOLL: "supports", FIRST_TOLL: "earlier report"}
+    earlier = next(s for s in newest.sentences if s.stance == "earlier report")
+    assert earlier.reason == "an earlier report (2026-03-02): 12, since updated"
+    older = engine.check("At least 12 people were killed in the Vellmoor floods.", as_of=DAY("2026-03-20"))
+    assert older.verdict == "outdated" and older.summary.startswith("The sources reported this, but later reports")
+    assert stances(older) == {FIRST_TOLL: "supports", FINAL_TOLL: "later report"}
+
+
+def test_a_claim_is_checked_as_of_a_day(engine, vellmoor_settings):
+    claim = "At least 12 people were killed in the Vellmoor floods."
+    back_then = engine.check(claim, as_of=DAY("2026-03-03"))  # the 41 report is not known yet
+    assert back_then.verdict == "supported" and stances(back_then) == {FIRST_TOLL: "supports"}
+    assert engine.check(claim, as_of=DAY("2026-03-01")).verdict == "not addressed"
+    result = run(["check", claim, "--as-of", "2026-03-03", "--json"], settings=vellmoor_settings)
+    payload = json.loads(result.stdout)
+    assert payload["verdict"] == "supported" and {s["published"] for s in payload["sentences"]} == {"2026-03-02"}
+    later = json.loads(run(["check", claim, "--as-of", "2026-03-20", "--json"], settings=vellmoor_settings).stdout)
+    assert later["verdict"] == "outdated"

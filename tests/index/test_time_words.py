@@ -54,6 +54,14 @@ def test_arabic_time_words(question, start, end, newest):
     assert all(word not in kept for word in frame.words)
 
 
+def test_arabic_akhir_is_latest_only_before_the_noun_it_modifies():
+    for question in ("ما آخر الأخبار عن الفيضانات؟", "ما آخر التطورات في المدينة؟", "ما هي آخر الأرقام؟"):
+        frame, kept = read_time_words(question, ASKED)
+        assert frame is not None and frame.newest and "آخر" not in kept, question
+    for question in ("ما هو سبب آخر للفيضانات؟", "هل هناك سبب آخر؟", "ما اسم اخر سلالة ملكية في الصين؟"):
+        assert read_time_words(question, ASKED) == (None, question), question
+
+
 @pytest.mark.parametrize("question", [
     "How many civilians were killed?",
     "Since what date have civilians been killed, according to the Observatory?",
