@@ -241,3 +241,12 @@ def test_a_claim_is_checked_as_of_a_day(engine, vellmoor_settings):
     assert payload["verdict"] == "supported" and {s["published"] for s in payload["sentences"]} == {"2026-03-02"}
     later = json.loads(run(["check", claim, "--as-of", "2026-03-20", "--json"], settings=vellmoor_settings).stdout)
     assert later["verdict"] == "outdated"
+
+
+def test_an_outdated_claim_is_shown_in_discord_with_its_earlier_and_later_reports(engine):
+    from bot.discord.cogs.check import check_messages
+
+    older = engine.check("At least 12 people were killed in the Vellmoor floods.", as_of=DAY("2026-03-20"))
+    text = "\n".join(embed.description or "" for embeds in check_messages(older, "all 3 indexed articles")
+                     for embed in embeds)
+    assert "**Outdated.**" in text and "✅ Supports [" in text and "🕒 Later report [" in text

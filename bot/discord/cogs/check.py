@@ -29,9 +29,11 @@ VERDICT_COLOURS = {
     "supported": discord.Colour.from_rgb(46, 160, 67),
     "contradicted": discord.Colour.from_rgb(207, 34, 46),
     "mixed": discord.Colour.from_rgb(191, 135, 0),
+    "outdated": discord.Colour.from_rgb(191, 135, 0),
     "not addressed": formatting.DECLINED_COLOUR,
 }
-STANCE_LABELS = {"supports": "✅ Supports", "contradicts": "❌ Contradicts"}
+STANCE_LABELS = {"supports": "✅ Supports", "contradicts": "❌ Contradicts",
+                 "earlier report": "🕒 Earlier report", "later report": "🕒 Later report"}
 
 
 def claim_words(text: str) -> str:
