@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import ROOT, log, machine, scifact_articles, table  # noqa: E402
+from benchmarks.common import ROOT, SCIFACT, log, machine, scifact_articles, table  # noqa: E402
 
 WORK = Path(os.environ.get("GROWTH_DIR", "/work/bench-growth"))
 POOL_ABSTRACTS = 800  # the base articles' sentences come from the first 800 abstracts
@@ -201,6 +201,76 @@ def one_addition(base: Path, data: Path, articles, encoders) -> dict:
             "merged": report.merged_segments, "found": any(h.doc_id == articles[0].doc_id for h in found)}
 
 
+def scifact_check(count: int, parts: int, memo) -> tuple[float, float, int]:
+    """nDCG@10 on SciFact claims over the first `count` abstracts, built once and built as `parts`
+    segments (a build of the first part, then one addition per further part)."""
+    from index.engine import Engine
+    from index.evaluation import document_ranking, ndcg_at
+    from index.store.build import add_articles, build_index
+
+    articles = scifact_articles(count)
+    ids = {a.doc_id for a in articles}
+    questions = []
+    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            relevant = set(record.get("evidence") or []) & ids
+            if relevant:
+                questions.append((record["question"], relevant))
+    folder = WORK / f"scifact-{count}"
+    shutil.rmtree(folder, ignore_errors=True)
+    chunks = [articles[i::parts] for i in range(parts)]
+    for number, chunk in enumerate(chunks):
+        corpus = folder / f"corpus-{number}"
+        corpus.mkdir(parents=True)
+        with (corpus / "scifact.jsonl").open("w", encoding="utf-8") as handle:
+            for a in chunk:
+                handle.write(json.dumps({"id": a.doc_id, "title": a.title, "text": a.text, "lang": "en"}) + "\n")
+    every = [folder / f"corpus-{number}" for number in range(parts)]
+    single = settings_for(folder / "single", folder)
+    build_index(single, every, encoders=memo)
+    grown = settings_for(folder / "grown", folder)
+    build_index(grown, [every[0]], encoders=memo)
+    for chunk in chunks[1:]:
+        add_articles(grown, chunk, encoders=memo)
+    scores = []
+    for settings in (single, grown):
+        engine = Engine.load(settings, encoders=memo)
+        segments = len(engine.stored.segments)
+        values = [ndcg_at(document_ranking(h.doc_id for h in engine.search(q, k=10)), relevant)
+                  for q, relevant in questions]
+        scores.append(sum(values) / len(values))
+        log(f"SciFact {count} abstracts, {segments} segment(s): nDCG@10 {scores[-1]:.4f} over {len(values)} claims")
+    for encoder in (memo.dense, memo.multilingual):
+        if encoder is not None:
+            encoder.save()
+    return scores[0], scores[1], len(questions)
+
+
+def one_update(base: Path, target: Path, articles, encoders) -> dict:
+    """`verbatim index update` after new articles were saved to the corpus: the whole corpus is read
+    (that is how an update finds what changed), only the new articles are indexed."""
+    from index.store.build import Encoders, build_index
+
+    data = fresh_copy(base, target)
+    corpus = target / "corpus"
+    corpus.mkdir()
+    os.link(base / "corpus" / "articles.jsonl", corpus / "articles.jsonl")
+    with (corpus / "new.jsonl").open("w", encoding="utf-8") as handle:
+        for a in articles:
+            handle.write(json.dumps({"id": a.doc_id, "title": a.title, "text": a.text, "source": a.source,
+                                     "published": a.published, "lang": "en"}) + "\n")
+    timed = Encoders(dense=TimedEncoder(encoders.dense),  # type: ignore[arg-type]
+                     multilingual=TimedEncoder(encoders.multilingual) if encoders.multilingual else None)
+    started = time.perf_counter()
+    report = build_index(settings_for(data, corpus), encoders=timed, incremental=True)
+    seconds = time.perf_counter() - started
+    embed = timed.dense.seconds + (timed.multilingual.seconds if timed.multilingual else 0.0)
+    if report.embedded_documents != len(articles):
+        raise RuntimeError(f"the update embedded {report.embedded_documents} documents, not {len(articles)}")
+    return {"seconds": seconds, "embed": embed, "rest": seconds - embed}
+
+
 def mb(value: float) -> str:
     return f"{value / 2**20:.2f} MB" if value >= 2**20 else f"{value / 2**10:.0f} KB"
 
@@ -212,6 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sequence", type=int, default=30, help="single additions in a row (merges happen)")
     parser.add_argument("--build-only", action="store_true", help="build the cached base indexes, then stop")
+    parser.add_argument("--scifact", type=int, default=0,
+                        help="also compare nDCG@10 on this many SciFact abstracts built once and as 8 segments")
     args = parser.parse_args(argv)
 
     from index.store.build import Encoders
@@ -221,7 +293,11 @@ def main(argv: list[str] | None = None) -> None:
     encoders = Encoders.load(settings_for(WORK / "models-probe", WORK))
     memo = Encoders(dense=MemoEncoder(encoders.dense),  # type: ignore[arg-type]
                     multilingual=MemoEncoder(encoders.multilingual) if encoders.multilingual else None)
-    sizes = args.sizes.split(",")
+    if args.scifact:
+        once, segmented, questions = scifact_check(args.scifact, 8, memo)
+        print(f"\nSciFact, {args.scifact} abstracts, {questions} claims: nDCG@10 built once {once:.4f}, "
+              f"built as 8 segments {segmented:.4f} (difference {segmented - once:+.4f})")
+    sizes = [name for name in args.sizes.split(",") if name]
     bases = {name: build_base(name, SIZES[name], memo) for name in sizes}
     if args.build_only:
         return
@@ -242,6 +318,17 @@ def main(argv: list[str] | None = None) -> None:
             rows.append([name, adds, m["seconds"], m["embed"], m["rest"], mb(m["wchar"]),
                          f"{m['new_files']:.0f} / {mb(m['new_bytes'])}", m["reload"],
                          "yes" if m["rest"] <= 3.0 else "no", all(r["found"] for r in runs)])
+        updates = []
+        for round_number in range(args.rounds):
+            updates.append(one_update(base, WORK / "runs" / f"{name}-update-{round_number}",
+                                      new_articles(1, offset), encoders))
+            offset += 1
+            log(f"{name} update +1: {updates[-1]}")
+        results[f"{name} update"] = updates
+        rest = statistics.median(u["rest"] for u in updates)
+        rows.append([name, "1 by `index update`", statistics.median(u["seconds"] for u in updates),
+                     statistics.median(u["embed"] for u in updates), rest, "", "", "",
+                     "yes" if rest <= 3.0 else "no", ""])
         if args.sequence:
             data = fresh_copy(base, WORK / "runs" / f"{name}-sequence")
             runs = []

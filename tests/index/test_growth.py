@@ -5,6 +5,7 @@ The articles are invented: towns, outlets and events that do not exist.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -271,3 +272,24 @@ def test_a_failed_addition_changes_nothing(tmp_path, encoders, monkeypatch):
     add_articles(settings, [invented_article(51)], encoders=encoders)
     after = snapshot(settings.index_dir)
     assert all(after[p] == before[p] for p in before if p in after and p != CURRENT_FILE)
+
+
+def test_verbatim_index_merge_compacts_to_one_segment(tmp_path, encoders):
+    from tests.index.test_cli import run as run_cli
+
+    corpus = corpus_of(tmp_path / "corpus", range(5))
+    settings = make_settings(tmp_path, corpus)
+    build_index(settings, encoders=encoders)
+    add_articles(settings, [invented_article(40)], encoders=encoders)
+    add_articles(settings, [invented_article(2, detail="Its fares were halved.")], encoders=encoders)
+    status = json.loads(run_cli(["index", "status", "--json"], settings).stdout)
+    assert status["index"]["segments"] == 3 and status["index"]["documents"] == 6
+
+    merged = run_cli(["index", "merge"], settings)
+    assert merged.returncode == 0, merged.stderr
+    assert "Merged 3 segment(s) into one" in merged.stdout
+    stored = StoredIndex.open_current(settings.index_dir, searchable=False)
+    assert len(stored.segments) == 1 and len(stored.documents) == 6
+    assert stored.passage_count == stored.manifest.passages  # the replaced copy of story-0002 is gone
+    stored.close()
+    assert "fares were halved" in Engine.load(settings, encoders=encoders).ask("What happened to the fares?").text

@@ -142,9 +142,13 @@ def test_leftovers_of_a_killed_build_are_removed_when_the_next_build_starts(tmp_
     unswitched = versions / "29991231T235959999999-abcdef"
     unswitched.mkdir()
     (unswitched / "store.sqlite").write_bytes(b"")
+    served_segments = segment_names(root)
+    (root / SEGMENTS_DIR / ".tmp-20250101T000000000000-abcdef" / "lexicon").mkdir(parents=True)  # half-written
+    (root / SEGMENTS_DIR / "29991231T235959999999-fedcba").mkdir()  # written, but no version names it
 
     with build_lock(root):
         assert version_names(root) == [served.name]
+        assert segment_names(root) == served_segments
         assert [p.name for p in root.iterdir() if p.name.startswith(f".{CURRENT_FILE}.")] == []
     # Nothing of it stands in the way of the next version, and the served one still opens.
     assert StoredIndex.open_current(root).manifest.passages == 12
