@@ -30,7 +30,7 @@ from index.store.files import (
     build_lock,
     commit_version,
     fingerprint,
-    fingerprint_of,
+    refingerprint,
     write_version,
 )
 from index.store.lexical import analyse
@@ -138,9 +138,10 @@ def add_articles_locked(settings: Settings, articles: Sequence[Article], *, enco
         return _build(settings, None, encoders, report_progress, incremental=True)
     try:
         latest = list({a.doc_id: a for a in articles}.values())  # one text per id: the last given
-        fresh = [a for a in latest if a.doc_id not in previous.documents
-                 or previous.documents[a.doc_id].content_hash != a.content_hash]
-        replaced = {a.doc_id for a in fresh if a.doc_id in previous.documents}
+        # Looked up by key: the index's other documents are never read.
+        known = {a.doc_id: info for a in latest if (info := previous.lookup(a.doc_id)) is not None}
+        fresh = [a for a in latest if a.doc_id not in known or known[a.doc_id].content_hash != a.content_hash]
+        replaced = {a.doc_id for a in fresh if a.doc_id in known}
         return _grow(settings, previous, fresh, replaced, encoders, max_tokens, report_progress, started, [])
     finally:
         previous.close()
@@ -275,13 +276,18 @@ def _embed(encoder: Encoder, texts: list[str], progress) -> np.ndarray:
 def _grow(settings: Settings, previous: StoredIndex, fresh: Sequence[Article], gone: set[str], encoders: Encoders,
           max_tokens: int, report_progress: ProgressCallback, started: float, warnings: list[str]) -> BuildReport:
     """A new version of `previous`: `gone` documents hidden where they are, `fresh` ones in one new
-    segment, then neighbouring segments merged while there are more than MAX_SEGMENTS."""
+    segment, then neighbouring segments merged while there are more than MAX_SEGMENTS.
+
+    Only the documents named are looked up: the cost does not depend on the size of the index."""
     root = settings.index_dir
     policy = VectorIndexPolicy.from_settings(settings)
-    refs = [SegmentRef(ref.name, ref.hidden | (gone & set(segment.documents)))
-            for ref, segment in zip(previous.refs, previous.segments, strict=True)]
-    sizes = [sum(info.passage_count for doc_id, info in segment.documents.items() if doc_id not in ref.hidden)
-             for ref, segment in zip(refs, previous.segments, strict=True)]
+    leaving = {doc_id: (number, info) for doc_id in gone
+               if (found := previous.locate(doc_id)) is not None for number, info in [found]}
+    refs = [SegmentRef(ref.name, ref.hidden | {d for d, (n, _) in leaving.items() if n == number})
+            for number, ref in enumerate(previous.refs)]
+    sizes = [segment.passage_count - len(previous.hidden_rows(number))
+             - sum(info.passage_count for n, info in leaving.values() if n == number)
+             for number, segment in enumerate(previous.segments)]
     indexed = index_articles(fresh, settings, encoders, max_tokens, report_progress) if fresh else None
     report_progress(Progress("writing", 0, 1))
     description = previous.manifest.vector_index
@@ -303,17 +309,18 @@ def _grow(settings: Settings, previous: StoredIndex, fresh: Sequence[Article], g
         if sizes[run.start] == max(sizes):  # the manifest describes the index of the largest segment
             description = describe_vector_index(dense)
 
-    kept = [info for doc_id, info in previous.documents.items() if doc_id not in gone]
     new_passages = len(indexed.passages) if indexed else 0
     new_sentences = len(indexed.sentences) if indexed else 0
-    hashes = {info.doc_id: info.content_hash for info in kept} | {a.doc_id: a.content_hash for a in fresh}
+    gone_infos = [info for _, info in leaving.values()]
     manifest = replace(
         previous.manifest,
-        corpus_fingerprint=fingerprint_of(hashes),
+        corpus_fingerprint=refingerprint(previous.manifest.corpus_fingerprint,
+                                         removed={info.doc_id: info.content_hash for info in gone_infos},
+                                         added={a.doc_id: a.content_hash for a in fresh}),
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        documents=len(hashes),
-        passages=sum(info.passage_count for info in kept) + new_passages,
-        sentences=sum(info.sentence_count for info in kept) + new_sentences,
+        documents=previous.manifest.documents - len(gone_infos) + len(fresh),
+        passages=previous.manifest.passages - sum(i.passage_count for i in gone_infos) + new_passages,
+        sentences=previous.manifest.sentences - sum(i.sentence_count for i in gone_infos) + new_sentences,
         build_seconds=round(time.perf_counter() - started, 3),
         verbatim_version=__version__,
         vector_index=description,
@@ -326,9 +333,9 @@ def _grow(settings: Settings, previous: StoredIndex, fresh: Sequence[Article], g
         passages=manifest.passages,
         seconds=round(seconds, 2),
         passages_per_second=round(new_passages / seconds, 1) if seconds > 0 else 0.0,
-        added=sorted(a.doc_id for a in fresh if a.doc_id not in previous.documents),
-        changed=sorted(a.doc_id for a in fresh if a.doc_id in previous.documents),
-        removed=sorted(gone - {a.doc_id for a in fresh}),
+        added=sorted(a.doc_id for a in fresh if a.doc_id not in leaving),
+        changed=sorted(a.doc_id for a in fresh if a.doc_id in leaving),
+        removed=sorted(set(leaving) - {a.doc_id for a in fresh}),
         warnings=warnings,
         index_dir=str(root),
         embedded_documents=len(fresh),

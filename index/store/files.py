@@ -20,6 +20,7 @@ and removes a segment only when no remaining version names it.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -171,14 +172,18 @@ def fingerprint(articles: Sequence[Article]) -> str:
 
 
 def fingerprint_of(hashes: dict[str, str]) -> str:
-    """`fingerprint` of articles with these ids and content hashes (an update knows only those of
-    the documents it keeps)."""
-    import hashlib
+    """`fingerprint` of articles with these ids and content hashes."""
+    return refingerprint(f"{0:064x}", removed={}, added=hashes)
 
-    digest = hashlib.sha256()
-    for doc_id, content_hash in sorted(hashes.items()):
-        digest.update(f"{doc_id}\0{content_hash}\n".encode())
-    return digest.hexdigest()
+
+def refingerprint(previous: str, *, removed: dict[str, str], added: dict[str, str]) -> str:
+    """The fingerprint of a corpus after removing and adding documents (id → content hash), from the
+    one before: the sum of each document's digest modulo 2^256, so a change costs what it changes."""
+    total = int(previous, 16)
+    for sign, documents in ((-1, removed), (1, added)):
+        for doc_id, content_hash in documents.items():
+            total += sign * int.from_bytes(hashlib.sha256(f"{doc_id}\0{content_hash}".encode()).digest(), "big")
+    return f"{total % 2**256:064x}"
 
 
 @dataclass(frozen=True)
@@ -441,11 +446,24 @@ class StoredIndex:
             self.manifest = Manifest.from_stored({key: json.loads(value) for key, value in raw.items()})
             self.refs = read_segment_refs(folder)
             root = folder.parent.parent
+            # Rows are numbered across segments, one after the other.
+            self.passage_offsets: list[int] = []
+            self.sentence_offsets: list[int] = []
+            passages = sentences = 0
             for ref in self.refs:
-                self.segments.append(Segment(root / SEGMENTS_DIR / ref.name, dimension=self.manifest.dimension,
-                                             multilingual_dimension=self.manifest.multilingual_dimension,
-                                             searchable=searchable, policy=policy))
-            self._arrange()
+                segment = Segment(root / SEGMENTS_DIR / ref.name, dimension=self.manifest.dimension,
+                                  multilingual_dimension=self.manifest.multilingual_dimension,
+                                  searchable=searchable, policy=policy, passage_offset=passages,
+                                  sentence_offset=sentences)
+                self.segments.append(segment)
+                self.passage_offsets.append(passages)
+                self.sentence_offsets.append(sentences)
+                passages += segment.passage_count
+                sentences += segment.sentence_count
+            self.passage_count = passages  # rows, including those tombstones hide
+            self.sentence_count = sentences
+            self._documents: dict[str, DocumentInfo] | None = None
+            self._segment_of: dict[str, int] = {}
             if searchable:
                 self._open_search()
         except IndexFormatError:
@@ -457,33 +475,54 @@ class StoredIndex:
                 f"The index in {folder} could not be read ({error}). Rebuild with `verbatim index build`."
             ) from error
 
-    def _arrange(self) -> None:
-        """Number rows across segments, and list the documents the version serves."""
-        self.passage_offsets: list[int] = []
-        self.sentence_offsets: list[int] = []
-        passages = sentences = 0
-        self.documents: dict[str, DocumentInfo] = {}
-        self._segment_of: dict[str, int] = {}
-        for number, (segment, ref) in enumerate(zip(self.segments, self.refs, strict=True)):
-            self.passage_offsets.append(passages)
-            self.sentence_offsets.append(sentences)
-            for doc_id, info in segment.documents.items():
-                if doc_id in ref.hidden:
-                    continue
-                self.documents[doc_id] = replace(info, first_row=info.first_row + passages,
-                                                 first_sentence_row=info.first_sentence_row + sentences)
-                self._segment_of[doc_id] = number
-            passages += segment.passage_count
-            sentences += segment.sentence_count
-        self.passage_count = passages  # rows, including those tombstones hide
-        self.sentence_count = sentences
+    @property
+    def documents(self) -> dict[str, DocumentInfo]:
+        """The documents the version serves, in row order (read on first use: an addition does not)."""
+        if self._documents is None:
+            documents: dict[str, DocumentInfo] = {}
+            for number, (segment, ref) in enumerate(zip(self.segments, self.refs, strict=True)):
+                for doc_id, info in segment.documents.items():
+                    if doc_id not in ref.hidden:
+                        documents[doc_id] = info
+                        self._segment_of[doc_id] = number
+            self._documents = documents
+        return self._documents
+
+    def locate(self, doc_id: str) -> tuple[int, DocumentInfo] | None:
+        """The segment serving `doc_id` and its document, found by key (newest segment first)."""
+        if self._documents is not None:
+            info = self._documents.get(doc_id)
+            return (self._segment_of[doc_id], info) if info is not None else None
+        for number in range(len(self.segments) - 1, -1, -1):
+            if doc_id in self.refs[number].hidden:
+                continue
+            info = self.segments[number].document(doc_id)
+            if info is not None:
+                return number, info
+        return None
+
+    def lookup(self, doc_id: str) -> DocumentInfo | None:
+        """A served document, without reading every document of the index."""
+        found = self.locate(doc_id)
+        return found[1] if found is not None else None
+
+    def serving_segment(self, doc_id: str) -> int | None:
+        found = self.locate(doc_id)
+        return found[0] if found is not None else None
+
+    def hidden_rows(self, number: int) -> np.ndarray:
+        """The rows of segment `number` (its own numbering) that the version's tombstones hide."""
+        segment = self.segments[number]
+        rows = [np.arange(info.first_row - segment.passage_offset,
+                          info.first_row - segment.passage_offset + info.passage_count)
+                for doc_id in self.refs[number].hidden if (info := segment.document(doc_id)) is not None]
+        return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
 
     def _open_search(self) -> None:
-        live = np.zeros(self.passage_count, dtype=bool)
-        for info in self.documents.values():
-            live[info.first_row:info.first_row + info.passage_count] = True
-        hidden = [np.flatnonzero(~live[offset:offset + segment.passage_count])
-                  for segment, offset in zip(self.segments, self.passage_offsets, strict=True)]
+        hidden = [self.hidden_rows(number) for number in range(len(self.segments))]
+        live = np.ones(self.passage_count, dtype=bool)
+        for offset, rows in zip(self.passage_offsets, hidden, strict=True):
+            live[rows + offset] = False
         self.live_rows = live
         self.dense = SegmentedVectors([s.dense for s in self.segments], self.passage_offsets, hidden)  # type: ignore[misc]
         if self.manifest.multilingual_model is not None:
@@ -512,7 +551,9 @@ class StoredIndex:
 
     def segment_of(self, doc_id: str) -> tuple[Segment, int, int]:
         """The segment holding a served document, with that segment's passage and sentence offsets."""
-        number = self._segment_of[doc_id]
+        number = self.serving_segment(doc_id)
+        if number is None:
+            raise KeyError(doc_id)
         return self.segments[number], self.passage_offsets[number], self.sentence_offsets[number]
 
     def passages(self, rows: Sequence[int]) -> dict[int, PassageRecord]:
@@ -540,18 +581,21 @@ class StoredIndex:
         return [found[row] for row in range(first, last)]
 
     def document_sentences(self, doc_id: str) -> list[SentenceRecord]:
-        segment, _, sentence_offset = self.segment_of(doc_id)
-        info = self.documents[doc_id]
-        return segment.sentences(info.first_sentence_row - sentence_offset, info.sentence_count)
+        found = self.locate(doc_id)
+        if found is None:
+            raise KeyError(doc_id)
+        number, info = found
+        return self.segments[number].sentences(info.first_sentence_row - self.sentence_offsets[number],
+                                               info.sentence_count)
 
     def article_text(self, doc_id: str) -> str:
-        if doc_id not in self._segment_of:
-            raise KeyError(doc_id)
         return self.segment_of(doc_id)[0].article_text(doc_id)
 
     def doc_rows(self, doc_id: str) -> tuple[int, int]:
         """The [first, last) passage rows of a document: a document's passages are contiguous."""
-        info = self.documents[doc_id]
+        info = self.lookup(doc_id)
+        if info is None:
+            raise KeyError(doc_id)
         return info.first_row, info.first_row + info.passage_count
 
     def vectors_intact(self) -> bool:

@@ -54,7 +54,7 @@ CREATE TABLE documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, url TEXT, published TEXT,
     author TEXT, lang TEXT, origin TEXT, content_hash TEXT NOT NULL, text TEXT NOT NULL,
     first_row INTEGER NOT NULL, passage_count INTEGER NOT NULL,
-    first_sentence_row INTEGER NOT NULL, sentence_count INTEGER NOT NULL
+    first_sentence_row INTEGER NOT NULL, sentence_count INTEGER NOT NULL, opening TEXT NOT NULL
 );
 CREATE TABLE passages (
     row INTEGER PRIMARY KEY, passage_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
@@ -257,11 +257,11 @@ def _write_segment_sqlite(path: Path, content: SegmentContent) -> None:
             sentence_counts[sentence.doc_id] = sentence_counts.get(sentence.doc_id, 0) + 1
             first_sentence_rows.setdefault(sentence.doc_id, row)
         connection.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (a.doc_id, a.title, a.source, a.url, a.published, a.author, a.lang, a.origin,
                  a.content_hash, a.text, first_rows.get(a.doc_id, -1), counts.get(a.doc_id, 0),
-                 first_sentence_rows.get(a.doc_id, -1), sentence_counts.get(a.doc_id, 0))
+                 first_sentence_rows.get(a.doc_id, -1), sentence_counts.get(a.doc_id, 0), opening_lines(a.text))
                 for a in content.articles
             ],
         )
@@ -300,7 +300,9 @@ def fsync_tree(folder: Path) -> None:
 
 
 class Segment:
-    """One segment, opened read-only; rows and documents in its own numbering."""
+    """One segment, opened read-only. Rows are its own, plus the offsets it was opened with (a
+    version's numbering). Its documents are read when first asked for: an addition looks up only
+    the few it replaces, and never reads the whole table."""
 
     dense: VectorIndex | None = None
     multilingual: VectorIndex | None = None
@@ -309,9 +311,12 @@ class Segment:
     postings: Postings | None = None
 
     def __init__(self, folder: Path, *, dimension: int, multilingual_dimension: int | None, searchable: bool,
-                 policy: VectorIndexPolicy | None = None) -> None:
+                 policy: VectorIndexPolicy | None = None, passage_offset: int = 0, sentence_offset: int = 0) -> None:
         self.folder = folder
         self.name = folder.name
+        self.passage_offset = passage_offset
+        self.sentence_offset = sentence_offset
+        self._documents: dict[str, DocumentInfo] | None = None
         if not (folder / "store.sqlite").is_file():
             raise IndexCorruptError(f"The index segment {folder} is missing or has no store.sqlite.")
         self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
@@ -322,7 +327,6 @@ class Segment:
             self.sentence_count = int(sizes["sentences"])
             self.dimension = dimension
             self.multilingual_dimension = multilingual_dimension
-            self.documents = self._load_documents()
             if searchable:
                 self.dense = self._load_index("dense", dimension, policy)
                 if multilingual_dimension is not None:
@@ -350,19 +354,31 @@ class Segment:
             )
         return index
 
-    def _load_documents(self) -> dict[str, DocumentInfo]:
-        rows = self._db.execute(
-            "SELECT doc_id, title, source, url, published, author, lang, content_hash, passage_count, "
-            "first_row, substr(text, 1, 400), first_sentence_row, sentence_count FROM documents ORDER BY first_row"
-        ).fetchall()
-        return {
-            r[0]: DocumentInfo(
-                doc_id=r[0], title=r[1], source=r[2], url=r[3], published=r[4], author=r[5], lang=r[6],
-                content_hash=r[7], passage_count=r[8], first_row=r[9], opening=opening_lines(r[10]),
-                first_sentence_row=r[11], sentence_count=r[12],
-            )
-            for r in rows
-        }
+    _DOCUMENT_COLUMNS = ("doc_id, title, source, url, published, author, lang, content_hash, passage_count, "
+                         "first_row, opening, first_sentence_row, sentence_count")
+
+    def _info(self, r: tuple) -> DocumentInfo:
+        return DocumentInfo(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9] + self.passage_offset,
+                            r[10], r[11] + self.sentence_offset, r[12])
+
+    @property
+    def documents(self) -> dict[str, DocumentInfo]:
+        """Every document of the segment, in row order (read once, on first use)."""
+        if self._documents is None:
+            with self._lock:
+                # In rowid order, which is row order: no sort, so SQLite writes no temporary file.
+                rows = self._db.execute(f"SELECT {self._DOCUMENT_COLUMNS} FROM documents ORDER BY rowid").fetchall()  # noqa: S608
+            self._documents = {r[0]: self._info(r) for r in rows}
+        return self._documents
+
+    def document(self, doc_id: str) -> DocumentInfo | None:
+        """One document, by its primary key, without reading the others."""
+        if self._documents is not None:
+            return self._documents.get(doc_id)
+        with self._lock:
+            row = self._db.execute(f"SELECT {self._DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?",  # noqa: S608
+                                   (doc_id,)).fetchone()
+        return self._info(row) if row is not None else None
 
     def stored_vectors(self, name: str) -> np.ndarray | None:
         """Raw vectors, memory-mapped: `dense` / `multilingual` (one row per passage) or
@@ -408,7 +424,7 @@ class Segment:
         with self._lock:
             found = self._db.execute(
                 "SELECT doc_id, title, text, source, url, published, author, lang, origin FROM documents "
-                "ORDER BY first_row").fetchall()
+                "ORDER BY rowid").fetchall()
         return [Article(doc_id=r[0], title=r[1], text=r[2], source=r[3], url=r[4], published=r[5], author=r[6],
                         lang=r[7], origin=r[8] or "") for r in found if r[0] in wanted]
 

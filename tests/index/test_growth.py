@@ -21,7 +21,7 @@ from index.sources.corpus import Article, save_article
 from index.store.build import add_articles, build_index
 from index.store.files import CURRENT_FILE, MAX_SEGMENTS, VERSIONS_DIR, StoredIndex, current_version
 from index.store.merge import compact_index, merge_plan
-from index.store.segments import SEGMENTS_DIR
+from index.store.segments import SEGMENTS_DIR, Segment
 from tests.conftest import MODEL_CACHE, make_settings
 
 TOWNS = ["Velmora", "Ostrikan", "Pellacor", "Brunaval", "Tesswick", "Quarnby", "Ludrecht", "Saffanor",
@@ -114,6 +114,25 @@ def test_adding_one_article_writes_the_same_little_whatever_the_size_of_the_inde
     assert files_300 == files_30, "the same files are written whatever the size of the index"
     assert bytes_300 <= bytes_30 * 1.1 + 2048, f"bytes written grew with the index: {bytes_30} → {bytes_300}"
     assert bytes_300 < base_300 / 20
+
+
+def test_adding_reads_neither_the_corpus_nor_the_index_s_other_documents(tmp_path, encoders, monkeypatch):
+    settings = make_settings(tmp_path, corpus_of(tmp_path / "corpus", range(20)))
+    build_index(settings, encoders=encoders)
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("an addition read more than what it adds")
+
+    monkeypatch.setattr("index.store.build.load_corpus", forbidden)
+    monkeypatch.setattr(Segment, "documents", property(forbidden))
+    report = add_articles(settings, [invented_article(700), invented_article(3, detail="A second ferry came.")],
+                          encoders=encoders)
+    assert (report.added, report.changed, report.documents) == (["story-0700"], ["story-0003"], 21)
+    monkeypatch.undo()
+    stored = StoredIndex.open_current(settings.index_dir, searchable=False)
+    assert stored.manifest.documents == len(stored.documents) == 21
+    assert stored.manifest.passages == sum(d.passage_count for d in stored.documents.values())
+    stored.close()
 
 
 def test_answers_see_an_added_article_and_still_see_the_rest(tmp_path, encoders):
