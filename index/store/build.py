@@ -173,12 +173,12 @@ def _build(
             # Only what changed is indexed: new and changed documents become one new segment; changed
             # and removed ones are hidden in the segments that hold them.
             current = {a.doc_id: a.content_hash for a in corpus.articles}
-            fresh = [a for a in corpus.articles if a.doc_id not in previous.documents
-                     or previous.documents[a.doc_id].content_hash != a.content_hash]
-            gone = {d for d, info in previous.documents.items() if current.get(d) != info.content_hash}
+            stored_hashes = previous.content_hashes()
+            fresh = [a for a in corpus.articles if stored_hashes.get(a.doc_id) != a.content_hash]
+            gone = {d for d, content_hash in stored_hashes.items() if current.get(d) != content_hash}
             return _grow(settings, previous, fresh, gone, encoders, max_tokens, report_progress, started,
                          corpus.warnings)
-        previous_hashes = {d: info.content_hash for d, info in previous.documents.items()} if previous else {}
+        previous_hashes = previous.content_hashes() if previous else {}
     finally:
         if previous is not None:
             previous.close()

@@ -501,6 +501,13 @@ class StoredIndex:
                 return number, info
         return None
 
+    def content_hashes(self) -> dict[str, str]:
+        """Each served document's content hash, by id."""
+        hashes: dict[str, str] = {}
+        for segment, ref in zip(self.segments, self.refs, strict=True):
+            hashes.update((d, h) for d, h in segment.content_hashes().items() if d not in ref.hidden)
+        return hashes
+
     def lookup(self, doc_id: str) -> DocumentInfo | None:
         """A served document, without reading every document of the index."""
         found = self.locate(doc_id)

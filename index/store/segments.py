@@ -380,6 +380,13 @@ class Segment:
                                    (doc_id,)).fetchone()
         return self._info(row) if row is not None else None
 
+    def content_hashes(self) -> dict[str, str]:
+        """Every document's content hash, by id: what an update compares, without whole documents."""
+        if self._documents is not None:
+            return {doc_id: info.content_hash for doc_id, info in self._documents.items()}
+        with self._lock:
+            return dict(self._db.execute("SELECT doc_id, content_hash FROM documents").fetchall())
+
     def stored_vectors(self, name: str) -> np.ndarray | None:
         """Raw vectors, memory-mapped: `dense` / `multilingual` (one row per passage) or
         `dense.sentences` / `multilingual.sentences` (one per sentence); None when missing, unreadable
