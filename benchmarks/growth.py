@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> None:
             results[f"{name}+{adds}"] = runs
             rows.append([name, adds, m["seconds"], m["embed"], m["rest"], mb(m["wchar"]),
                          f"{m['new_files']:.0f} / {mb(m['new_bytes'])}", m["reload"],
-                         "yes" if m["rest"] <= 3.0 else "no", all(r["found"] for r in runs)])
+                         "yes" if m["rest"] <= 3.0 else "no", "yes" if all(r["found"] for r in runs) else "no"])
         updates = []
         for round_number in range(args.rounds):
             updates.append(one_update(base, WORK / "runs" / f"{name}-update-{round_number}",
@@ -347,7 +347,9 @@ def main(argv: list[str] | None = None) -> None:
                          f"{statistics.median(r['new_files'] for r in runs):.0f} / "
                          f"{mb(statistics.median(r['new_bytes'] for r in runs))}",
                          statistics.median(r["reload"] for r in runs), "yes" if max(rests) <= 3.0 else "no",
-                         all(r["found"] for r in runs)])
+                         "yes" if all(r["found"] for r in runs) else "no"])
+    if not rows:
+        return
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
     print("\nAdding articles to an index (median of rounds; models loaded; times in seconds)\n")
     print(table(["base", "added", "total s", "embed s", "rest s", "written", "new files", "reload s",

@@ -59,13 +59,13 @@ from index.store.segments import (
     fsync_path,
     fsync_tree,
     new_name,
-    opening_lines,
     segment_folders,
     write_segment,
 )
 from index.store.vectors import VectorIndexPolicy, describe_vector_index
 
-__all__ = ["DocumentInfo", "PassageRecord", "SentenceRecord", "opening_lines"]  # their home is segments.py
+# DocumentInfo, PassageRecord and SentenceRecord live in segments.py; readers import them from here too.
+__all__ = ["DocumentInfo", "PassageRecord", "SentenceRecord"]
 
 INDEX_FORMAT = 3  # 2: sentences and their vectors are stored; 3: a version is a list of segments
 CURRENT_FILE = "CURRENT"
