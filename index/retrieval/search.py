@@ -6,7 +6,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import bm25s
 import numpy as np
 
 from index.embedders import Encoder
@@ -234,7 +233,10 @@ class Searcher:
             if any(near_duplicate(terms, other, self.settings.duplicate_threshold) for other in kept_terms):
                 continue
             kept_terms.append(terms)
-            hits.append(Hit(record, self.stored.documents[record.doc_id], score, similarity.get(row)))
+            document = self.stored.lookup(record.doc_id)
+            if document is None:  # not served by this version: never a hit
+                continue
+            hits.append(Hit(record, document, score, similarity.get(row)))
             if len(hits) == k:
                 break
         return hits
@@ -251,29 +253,21 @@ def top_rows(scores: np.ndarray, count: int) -> Ranking:
 
 
 class TitleIndex:
-    """BM25 over article titles, spread over each article's passages."""
+    """BM25 over article titles (analysed when indexed), spread over each article's passages."""
 
     def __init__(self, stored: StoredIndex) -> None:
-        documents = [d for d in stored.documents.values() if d.passage_count > 0]
-        # Each row's document among `documents`; rows no document serves (tombstoned) point past them.
-        self._document_of_row = np.full(stored.passage_count, len(documents), dtype=np.int64)
-        for number, d in enumerate(documents):
-            self._document_of_row[d.first_row:d.first_row + d.passage_count] = number
-        self._bm25: bm25s.BM25 | None = None
-        titles = [analyse(d.title) for d in documents]
-        if documents and any(titles):
-            self._bm25 = bm25s.BM25()
-            self._bm25.index([t or [""] for t in titles], show_progress=False)
+        if stored.titles is None or stored.title_of_row is None:
+            raise ValueError(f"The index in {stored.folder} was opened with searchable=False.")
+        self._titles = stored.titles
+        self._title_of_row = stored.title_of_row
+        self._size = int(stored.title_of_row.max(initial=-1)) + 1
 
     def scores(self, terms: list[str]) -> np.ndarray | None:
         """Each passage's title score for `terms`, or None when no title shares a word with them."""
-        if self._bm25 is None:
+        by_title = self._titles.scores(terms, self._size)
+        if not by_title.any():
             return None
-        ids = [self._bm25.vocab_dict[t] for t in terms if t in self._bm25.vocab_dict]
-        if not ids:
-            return None
-        by_document = np.append(self._bm25.get_scores_from_ids(ids), 0.0).astype(np.float32)
-        return by_document[self._document_of_row]
+        return by_title[self._title_of_row]
 
 
 class Reranker:

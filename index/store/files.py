@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
 import types
 import typing
 import uuid
@@ -429,6 +430,8 @@ class StoredIndex:
     lexicon: Lexicon | None = None
     dense_sentences: StackedRows | None = None  # row i is sentence row i
     multilingual_sentences: StackedRows | None = None
+    titles: Lexicon | None = None  # BM25 over the titles of documents with passages
+    title_of_row: np.ndarray | None = None  # each passage row's title row (hidden ones score nothing)
 
     def __init__(self, folder: Path, *, searchable: bool = True, policy: VectorIndexPolicy | None = None) -> None:
         """Open the version in `folder`; `policy` sets how deep approximate indexes search (else as built)."""
@@ -464,6 +467,7 @@ class StoredIndex:
             self.sentence_count = sentences
             self._documents: dict[str, DocumentInfo] | None = None
             self._segment_of: dict[str, int] = {}
+            self._documents_lock = threading.Lock()  # worker threads may ask for the list at once
             if searchable:
                 self._open_search()
         except IndexFormatError:
@@ -478,15 +482,16 @@ class StoredIndex:
     @property
     def documents(self) -> dict[str, DocumentInfo]:
         """The documents the version serves, in row order (read on first use: an addition does not)."""
-        if self._documents is None:
-            documents: dict[str, DocumentInfo] = {}
-            for number, (segment, ref) in enumerate(zip(self.segments, self.refs, strict=True)):
-                for doc_id, info in segment.documents.items():
-                    if doc_id not in ref.hidden:
-                        documents[doc_id] = info
-                        self._segment_of[doc_id] = number
-            self._documents = documents
-        return self._documents
+        with self._documents_lock:
+            if self._documents is None:
+                documents: dict[str, DocumentInfo] = {}
+                for number, (segment, ref) in enumerate(zip(self.segments, self.refs, strict=True)):
+                    for doc_id, info in segment.documents.items():
+                        if doc_id not in ref.hidden:
+                            documents[doc_id] = info
+                            self._segment_of[doc_id] = number
+                self._documents = documents
+            return self._documents
 
     def locate(self, doc_id: str) -> tuple[int, DocumentInfo] | None:
         """The segment serving `doc_id` and its document, found by key (newest segment first)."""
@@ -541,6 +546,28 @@ class StoredIndex:
         self.dense_sentences = StackedRows([s.dense_sentences for s in self.segments],  # type: ignore[misc]
                                            self.sentence_offsets, self.manifest.dimension)
         self.lexicon = Lexicon([s.postings for s in self.segments], self.passage_offsets, live)  # type: ignore[misc]
+        self._open_titles()
+
+    def _open_titles(self) -> None:
+        """Title BM25 over the version's titles, with its own statistics, and each row's title."""
+        offsets, total = [], 0
+        for segment in self.segments:
+            offsets.append(total)
+            total += len(segment.title_passage_counts) if segment.title_passage_counts is not None else 0
+        live = np.ones(total, dtype=bool)
+        title_of_row = np.empty(self.passage_count, dtype=np.int64)
+        for number, (segment, offset) in enumerate(zip(self.segments, offsets, strict=True)):
+            counts = segment.title_passage_counts
+            if counts is None:
+                raise IndexCorruptError(f"{segment.folder} was opened without its titles.")
+            start = self.passage_offsets[number]
+            title_of_row[start:start + segment.passage_count] = np.repeat(np.arange(len(counts)) + offset, counts)
+            for doc_id in self.refs[number].hidden:
+                info = segment.document(doc_id)
+                if info is not None and info.passage_count:
+                    live[title_of_row[info.first_row]] = False
+        self.titles = Lexicon([s.titles for s in self.segments], offsets, live)  # type: ignore[misc]
+        self.title_of_row = title_of_row
 
     @classmethod
     def open_current(cls, root: Path, *, searchable: bool = True,

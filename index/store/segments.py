@@ -44,6 +44,7 @@ from index.store.vectors import (
 SEGMENTS_DIR = "segments"
 STAGING_PREFIX = ".tmp-"
 LEXICON_DIR = "lexicon"
+TITLES_DIR = "titles"  # BM25 postings of titles, one row per document with passages, in row order
 # BM25 as bm25s's default ("lucene") scores it, which the index used before segments.
 BM25_K1 = 1.5
 BM25_B = 0.75
@@ -229,6 +230,7 @@ def write_segment(root: Path, content: SegmentContent,
             np.save(staging / "multilingual.sentences.npy",
                     np.ascontiguousarray(content.multilingual_sentences, dtype=np.float32))
         content.postings.save(staging / LEXICON_DIR)
+        _write_titles(staging / TITLES_DIR, content)
         fsync_tree(staging)
         os.replace(staging, segments / name)
         fsync_path(segments)
@@ -236,6 +238,22 @@ def write_segment(root: Path, content: SegmentContent,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return name, dense
+
+
+def _write_titles(folder: Path, content: SegmentContent) -> None:
+    """Titles name what a whole article is about: their BM25 postings, analysed once, here, with each
+    titled document's first passage row and passage count (to spread a title's score over them)."""
+    from index.store.lexical import analyse
+
+    first_rows: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for row, passage in enumerate(content.passages):
+        first_rows.setdefault(passage.doc_id, row)
+        counts[passage.doc_id] = counts.get(passage.doc_id, 0) + 1
+    titled = sorted((a for a in content.articles if a.doc_id in first_rows), key=lambda a: first_rows[a.doc_id])
+    Postings.from_terms([analyse(a.title) for a in titled]).save(folder)
+    np.save(folder / "first_rows.npy", np.asarray([first_rows[a.doc_id] for a in titled], dtype=np.int64))
+    np.save(folder / "passage_counts.npy", np.asarray([counts[a.doc_id] for a in titled], dtype=np.int64))
 
 
 def _write_segment_sqlite(path: Path, content: SegmentContent) -> None:
@@ -309,6 +327,9 @@ class Segment:
     dense_sentences: np.ndarray | None = None
     multilingual_sentences: np.ndarray | None = None
     postings: Postings | None = None
+    titles: Postings | None = None
+    title_first_rows: np.ndarray | None = None  # the segment's own passage rows
+    title_passage_counts: np.ndarray | None = None
 
     def __init__(self, folder: Path, *, dimension: int, multilingual_dimension: int | None, searchable: bool,
                  policy: VectorIndexPolicy | None = None, passage_offset: int = 0, sentence_offset: int = 0) -> None:
@@ -341,6 +362,12 @@ class Segment:
                 self.postings = Postings.load(folder / LEXICON_DIR)
                 if len(self.postings.lengths) != self.passage_count:
                     raise IndexCorruptError(f"{folder.name}/{LEXICON_DIR} does not match its segment")
+                self.titles = Postings.load(folder / TITLES_DIR)
+                self.title_first_rows = np.load(folder / TITLES_DIR / "first_rows.npy")
+                self.title_passage_counts = np.load(folder / TITLES_DIR / "passage_counts.npy")
+                if not (len(self.titles.lengths) == len(self.title_first_rows) == len(self.title_passage_counts)
+                        and int(self.title_passage_counts.sum()) == self.passage_count):
+                    raise IndexCorruptError(f"{folder.name}/{TITLES_DIR} does not match its segment")
         except BaseException:
             self.close()
             raise
