@@ -402,6 +402,10 @@ class Segment:
         """One document, by its primary key, without reading the others."""
         if self._documents is not None:
             return self._documents.get(doc_id)
+        try:
+            doc_id.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate someone typed: no stored id has one, and SQLite refuses it
+            return None
         with self._lock:
             row = self._db.execute(f"SELECT {self._DOCUMENT_COLUMNS} FROM documents WHERE doc_id = ?",  # noqa: S608
                                    (doc_id,)).fetchone()
