@@ -17,6 +17,7 @@ import pytest
 
 from index.engine import Engine
 from index.retrieval.question import parse_question
+from index.retrieval.search import TitleIndex
 from index.sources.corpus import Article, save_article
 from index.store.build import add_articles, build_index
 from index.store.files import CURRENT_FILE, MAX_SEGMENTS, VERSIONS_DIR, StoredIndex, current_version
@@ -63,8 +64,10 @@ def scores_by_passage(engine: Engine, query: str) -> dict[str, dict[str, float]]
     stored = engine.stored
     terms = parse_question(query).retrieval_terms
     bm25 = stored.lexicon.scores(terms, stored.passage_count)
-    out: dict[str, dict[str, float]] = {"bm25": {}, "dense": {}, "multilingual": {}}
-    rows = [int(r) for r in np.flatnonzero(bm25)]
+    title = TitleIndex(stored).scores(terms)
+    title = title if title is not None else np.zeros(stored.passage_count, dtype=np.float32)
+    out: dict[str, dict[str, float]] = {"bm25": {}, "title": {}, "dense": {}, "multilingual": {}}
+    rows = [int(r) for r in np.flatnonzero(bm25)] + [int(r) for r in np.flatnonzero(title)]
     for space, index, encoder in (("dense", stored.dense, engine.encoders.dense),
                                   ("multilingual", stored.multilingual, engine.encoders.multilingual)):
         found = index.search(encoder.encode_queries([query])[0], stored.manifest.passages)
@@ -73,6 +76,7 @@ def scores_by_passage(engine: Engine, query: str) -> dict[str, dict[str, float]]
         out[space] = dict(found)
     records = stored.passages(sorted(set(rows)))
     out["bm25"] = {records[r].passage_id: float(bm25[r]) for r in np.flatnonzero(bm25)}
+    out["title"] = {records[r].passage_id: float(title[r]) for r in np.flatnonzero(title)}
     for space in ("dense", "multilingual"):
         out[space] = {records[r].passage_id: score for r, score in out[space].items()}
     return out
@@ -80,7 +84,7 @@ def scores_by_passage(engine: Engine, query: str) -> dict[str, dict[str, float]]
 
 def assert_same_scores(engine: Engine, reference: Engine, query: str) -> None:
     mine, theirs = scores_by_passage(engine, query), scores_by_passage(reference, query)
-    for retriever in ("bm25", "dense", "multilingual"):
+    for retriever in ("bm25", "title", "dense", "multilingual"):
         assert mine[retriever].keys() == theirs[retriever].keys(), (query, retriever)
         assert mine[retriever] == pytest.approx(theirs[retriever], abs=1e-5), (query, retriever)
 
@@ -209,6 +213,7 @@ def test_segments_and_merges_rank_exactly_as_one_build(tmp_path, encoders):
     assert len(one.stored.segments) == 1
     for query in QUERIES + ["red roof"]:
         assert_same_scores(grown, one, query)
+    assert scores_by_passage(grown, "Velmora ferry")["title"], "titles take part in the comparison"
     assert grown.ask("Which roof was painted red?").text == one.ask("Which roof was painted red?").text
 
     compact_index(settings.index_dir)
