@@ -149,6 +149,22 @@ def index_update(
     print_build_report(report)
 
 
+@index_app.command("merge")
+def index_merge(index_dir: IndexDirOption = None) -> None:
+    """Merge the index's segments into one, dropping the old copies of changed and removed articles.
+
+    Additions merge small segments on their own; this compacts everything, e.g. after many changes."""
+    from index.store.merge import compact_index
+    from index.store.vectors import VectorIndexPolicy
+
+    settings = load_settings(index_dir)
+    before = guarded(lambda: StoredIndex.open_current(settings.index_dir, searchable=False))
+    segments = len(before.segments)
+    before.close()
+    folder = guarded(lambda: compact_index(settings.index_dir, VectorIndexPolicy.from_settings(settings)))
+    out.print(f"Merged {segments} segment(s) into one → {folder}")
+
+
 @index_app.command("status")
 def index_status(as_json: JsonOption = False, index_dir: IndexDirOption = None) -> None:
     """What is indexed, with which model, and what changed in the corpus since."""

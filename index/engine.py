@@ -261,7 +261,7 @@ class Engine:
         return list(self.stored.documents.values())
 
     def source(self, doc_id: str) -> DocumentInfo | None:
-        return self.stored.documents.get(doc_id)
+        return self.stored.lookup(doc_id)
 
     def article_text(self, doc_id: str) -> str:
         return self.stored.article_text(doc_id)
@@ -278,7 +278,7 @@ class Engine:
                          __version__, str(self.stored.folder))
 
     def _check_doc(self, doc_id: str | None) -> None:
-        if doc_id is not None and doc_id not in self.stored.documents:
+        if doc_id is not None and self.stored.lookup(doc_id) is None:
             shown = doc_id if len(doc_id) <= 80 else doc_id[:80] + "…"
             raise VerbatimError(f"No source has the id {shown!r}. `verbatim sources` lists them.")
 

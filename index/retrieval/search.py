@@ -6,8 +6,6 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import bm25s
-import faiss
 import numpy as np
 
 from index.embedders import Encoder
@@ -18,7 +16,7 @@ from index.settings import Settings, reranker_name
 from index.store.build import Encoders
 from index.store.files import DocumentInfo, PassageRecord, StoredIndex
 from index.store.lexical import analyse
-from index.store.vectors import VectorIndex, selecting
+from index.store.segments import Lexicon, SegmentedVectors, StackedRows
 
 Ranking = list[tuple[int, float]]  # (passage row, score), best first
 
@@ -54,7 +52,7 @@ class Retrieval:
     question: ParsedQuestion
     hits: list[Hit]
     query_vector: np.ndarray | None  # of the retrieval text (a follow-up with its earlier question)
-    sentence_vectors: np.ndarray | None = None  # the stored sentence vectors of that same space
+    sentence_vectors: StackedRows | np.ndarray | None = None  # the stored sentence vectors of that same space
     own_vector: np.ndarray | None = None  # a follow-up's own words alone, in that space
     context_vector: np.ndarray | None = None  # the earlier question alone, in that space
     note: str | None = None  # what the reader should know about what was found (no source in the time asked)
@@ -114,13 +112,13 @@ class EmbeddingSpace:
     """One embedding model with what the index stores in its space."""
 
     encoder: Encoder
-    index: VectorIndex  # passages
-    sentence_vectors: np.ndarray | None  # memory-mapped, row i is sentence row i
+    index: SegmentedVectors  # passages
+    sentence_vectors: StackedRows | None  # memory-mapped, row i is sentence row i
 
 
 class Searcher:
     def __init__(self, stored: StoredIndex, encoders: Encoders, settings: Settings) -> None:
-        if stored.dense is None or stored.bm25 is None:
+        if stored.dense is None or stored.lexicon is None:
             raise ValueError(f"The index in {stored.folder} was opened with searchable=False; "
                              "open it searchable to search it.")
         self.stored = stored
@@ -131,24 +129,22 @@ class Searcher:
             EmbeddingSpace(encoders.multilingual, stored.multilingual, stored.multilingual_sentences)
             if encoders.multilingual is not None and stored.multilingual is not None else None
         )
-        self._bm25: bm25s.BM25 = stored.bm25
-        self._bm25_idf = _bm25_idf(self._bm25, stored.passage_count)
+        self._lexicon: Lexicon = stored.lexicon
         self._doc_of_row: list[str] | None = None
         self._row_days: np.ndarray | None = None
         self._titles = TitleIndex(stored)
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of an analysed term over passages (unseen terms score highest)."""
-        return self._bm25_idf.get(term, self.unseen_idf)
+        return self._lexicon.idf(self._lexicon.document_frequency(term))
 
     def known(self, term: str) -> bool:
-        return term in self._bm25_idf
+        return self._lexicon.document_frequency(term) > 0
 
     @property
     def unseen_idf(self) -> float:
         """The idf of a term no passage uses: the highest there is."""
-        n = max(self.stored.passage_count, 1)
-        return float(np.log(1 + (n + 0.5) / 0.5))
+        return self._lexicon.idf(0)
 
     @property
     def reranker(self) -> Reranker | None:
@@ -238,9 +234,7 @@ class Searcher:
         return self._doc_of_row
 
     def _bm25_search(self, terms: list[str], pool: int, rows: tuple[int, int] | np.ndarray | None) -> Ranking:
-        bm25 = self._bm25
-        ids = bm25.get_tokens_ids(terms)
-        scores = bm25.get_scores_from_ids(ids) if ids else np.zeros(self.stored.passage_count, dtype=np.float32)
+        scores = self._lexicon.scores(terms, self.stored.passage_count)
         if self.settings.title_weight > 0:
             # Titles name what a whole article is about; their matches count for every passage of it.
             title_scores = self._titles.scores(terms)
@@ -255,7 +249,7 @@ class Searcher:
             scores = scores * mask
         return top_rows(scores, pool)
 
-    def _hits(self, fused: Ranking, k: int, query: str, semantic_index: VectorIndex | None,
+    def _hits(self, fused: Ranking, k: int, query: str, semantic_index: SegmentedVectors | None,
               query_vector: np.ndarray | None) -> list[Hit]:
         reranker = self.reranker
         # Fetch spares: near-identical passages (one story filed twice, or overlapping windows that say
@@ -277,7 +271,10 @@ class Searcher:
             if any(near_duplicate(terms, other, self.settings.duplicate_threshold) for other in kept_terms):
                 continue
             kept_terms.append(terms)
-            hits.append(Hit(record, self.stored.documents[record.doc_id], score, similarity.get(row)))
+            document = self.stored.lookup(record.doc_id)
+            if document is None:  # not served by this version: never a hit
+                continue
+            hits.append(Hit(record, document, score, similarity.get(row)))
             if len(hits) == k:
                 break
         return hits
@@ -294,27 +291,21 @@ def top_rows(scores: np.ndarray, count: int) -> Ranking:
 
 
 class TitleIndex:
-    """BM25 over article titles, spread over each article's passages (rows are grouped by article)."""
+    """BM25 over article titles (analysed when indexed), spread over each article's passages."""
 
     def __init__(self, stored: StoredIndex) -> None:
-        documents = [d for d in stored.documents.values() if d.passage_count > 0]
-        documents.sort(key=lambda d: d.first_row)
-        self._counts = np.asarray([d.passage_count for d in documents], dtype=np.int64)
-        self._passages = stored.passage_count
-        self._bm25: bm25s.BM25 | None = None
-        titles = [analyse(d.title) for d in documents]
-        if documents and any(titles) and int(self._counts.sum()) == self._passages:
-            self._bm25 = bm25s.BM25()
-            self._bm25.index([t or [""] for t in titles], show_progress=False)
+        if stored.titles is None or stored.title_of_row is None:
+            raise ValueError(f"The index in {stored.folder} was opened with searchable=False.")
+        self._titles = stored.titles
+        self._title_of_row = stored.title_of_row
+        self._size = int(stored.title_of_row.max(initial=-1)) + 1
 
     def scores(self, terms: list[str]) -> np.ndarray | None:
         """Each passage's title score for `terms`, or None when no title shares a word with them."""
-        if self._bm25 is None:
+        by_title = self._titles.scores(terms, self._size)
+        if not by_title.any():
             return None
-        ids = [self._bm25.vocab_dict[t] for t in terms if t in self._bm25.vocab_dict]
-        if not ids:
-            return None
-        return np.repeat(self._bm25.get_scores_from_ids(ids), self._counts).astype(np.float32)
+        return by_title[self._title_of_row]
 
 
 class Reranker:
@@ -357,7 +348,8 @@ def load_reranker(name: str) -> Reranker:
         return _RERANKERS[name]
 
 
-def _similarities(index: VectorIndex | None, vector: np.ndarray | None, rows: Sequence[int]) -> dict[int, float]:
+def _similarities(index: SegmentedVectors | None, vector: np.ndarray | None,
+                  rows: Sequence[int]) -> dict[int, float]:
     """Exact cosine similarity of each row to the question (flat indexes keep their vectors)."""
     if index is None or vector is None or not rows:
         return {}
@@ -368,29 +360,6 @@ def _similarities(index: VectorIndex | None, vector: np.ndarray | None, rows: Se
     return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32), strict=True)}
 
 
-def _faiss_search(index: VectorIndex, vector: np.ndarray, k: int,
+def _faiss_search(index: SegmentedVectors, vector: np.ndarray, k: int,
                   rows: tuple[int, int] | np.ndarray | None) -> Ranking:
-    """The `k` nearest rows; `rows` admits only a range of rows, or only the rows listed."""
-    k = min(k, index.ntotal)
-    if k <= 0:
-        return []
-    query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-    if rows is None:
-        scores, ids = index.search(query, k)
-    elif isinstance(rows, np.ndarray):
-        if len(rows) == 0:
-            return []
-        selector = faiss.IDSelectorBatch(rows)  # held here: the parameters do not keep it alive
-        scores, ids = index.search(query, min(k, len(rows)), params=selecting(selector))
-    else:
-        params = selecting(faiss.IDSelectorRange(rows[0], rows[1]))
-        scores, ids = index.search(query, min(k, rows[1] - rows[0]), params=params)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
-
-
-def _bm25_idf(bm25: bm25s.BM25, passage_count: int) -> dict[str, float]:
-    indptr = np.asarray(bm25.scores["indptr"])
-    document_frequency = np.diff(indptr)
-    n = max(passage_count, 1)
-    idf = np.log(1 + (n - document_frequency + 0.5) / (document_frequency + 0.5))
-    return {term: float(idf[i]) for term, i in bm25.vocab_dict.items() if i < len(idf)}
+    return index.search(vector, min(k, index.ntotal), rows) if k > 0 else []

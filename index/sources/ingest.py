@@ -15,7 +15,7 @@ from typing import Literal
 from index.settings import Settings
 from index.sources.corpus import Article, doc_id_from_url, extract_html, load_corpus, save_article
 from index.sources.fetch import FetchError, FetchPolicy, fetch_page, normalise_url
-from index.store.build import BuildReport, Encoders, ProgressCallback, build_index_locked
+from index.store.build import BuildReport, Encoders, ProgressCallback, add_articles_locked
 from index.store.files import build_lock
 
 
@@ -74,7 +74,10 @@ def add_url(
         replaced = target.read_bytes() if target.is_file() else None
         path = save_article(settings.corpus_dir, article)
         try:
-            build = build_index_locked(settings, encoders=encoders, progress=progress, incremental=True)
+            # Only the new article is indexed, as one more segment: the cost does not grow with the index.
+            # It is indexed as read back from its file, as an update would read it, so none re-embeds it.
+            saved = load_corpus([path], max_article_chars=settings.max_article_chars).articles
+            build = add_articles_locked(settings, saved, encoders=encoders, progress=progress)
         except BaseException:
             _take_back(path, replaced)
             raise

@@ -1,11 +1,15 @@
-"""Building an index: corpus → passages → embeddings → a new stored version."""
+"""Building an index: corpus → passages → embeddings → a new stored version.
+
+A full build writes one segment; an update or an addition writes only what is new as one more
+segment, hiding the old copies of changed and removed documents (index/store/files.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +18,25 @@ from index import __version__
 from index.embedders import Encoder, SentenceTransformerEncoder, load_multilingual
 from index.errors import CorpusError, IndexCorruptError, IndexFormatError, IndexMissingError
 from index.settings import Settings
-from index.sources.corpus import load_corpus
+from index.sources.corpus import Article, load_corpus
 from index.sources.passages import Passage, split_article_sentences
 from index.store.files import (
+    MAX_SEGMENTS,
     IndexContent,
     Manifest,
+    SegmentRef,
     SentenceRecord,
     StoredIndex,
     build_lock,
+    commit_version,
     fingerprint,
+    refingerprint,
     write_version,
 )
 from index.store.lexical import analyse
-from index.store.vectors import VectorIndexPolicy
+from index.store.merge import merge_plan, merge_segments
+from index.store.segments import Postings, SegmentContent, write_segment
+from index.store.vectors import VectorIndexPolicy, describe_vector_index
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class BuildReport:
     embedded_documents: int = 0  # documents whose passages were embedded (not reused)
     embedded_passages: int = 0  # passages of those documents
     embedded_sentences: int = 0
+    segments: int = 0  # in the version written
+    merged_segments: int = 0  # segments merged into fewer on the way
 
 
 @dataclass
@@ -103,6 +115,38 @@ def build_index_locked(
     return _build(settings, corpus_paths, encoders, progress or (lambda _event: None), incremental)
 
 
+def add_articles(settings: Settings, articles: Sequence[Article], *, encoders: Encoders | None = None,
+                 progress: ProgressCallback | None = None) -> BuildReport:
+    """Index `articles` (new ones, or new texts of indexed ones) without reading the rest of the corpus."""
+    with build_lock(settings.index_dir):
+        return add_articles_locked(settings, articles, encoders=encoders, progress=progress)
+
+
+def add_articles_locked(settings: Settings, articles: Sequence[Article], *, encoders: Encoders | None = None,
+                        progress: ProgressCallback | None = None) -> BuildReport:
+    """`add_articles` for a caller that holds `build_lock`. The articles become one new segment (an
+    indexed document with the same id is hidden where it was), so the cost is theirs alone. With no
+    usable index yet, the whole corpus folder is indexed instead: it must hold the articles."""
+    started = time.perf_counter()
+    report_progress = progress or (lambda _event: None)
+    encoders = encoders or Encoders.load(settings)
+    max_tokens = min(settings.passage_max_tokens, encoders.dense.max_tokens)
+    previous = _open_previous(settings.index_dir)
+    if previous is None or not _compatible(previous, settings, encoders, max_tokens):
+        if previous is not None:
+            previous.close()
+        return _build(settings, None, encoders, report_progress, incremental=True)
+    try:
+        latest = list({a.doc_id: a for a in articles}.values())  # one text per id: the last given
+        # Looked up by key: the index's other documents are never read.
+        known = {a.doc_id: info for a in latest if (info := previous.lookup(a.doc_id)) is not None}
+        fresh = [a for a in latest if a.doc_id not in known or known[a.doc_id].content_hash != a.content_hash]
+        replaced = {a.doc_id for a in fresh if a.doc_id in known}
+        return _grow(settings, previous, fresh, replaced, encoders, max_tokens, report_progress, started, [])
+    finally:
+        previous.close()
+
+
 def _build(
     settings: Settings,
     corpus_paths: Sequence[Path] | None,
@@ -124,51 +168,88 @@ def _build(
     encoders = encoders or Encoders.load(settings)
     max_tokens = min(settings.passage_max_tokens, encoders.dense.max_tokens)
     previous = _open_previous(settings.index_dir)
-    previous_hashes = {d: info.content_hash for d, info in previous.documents.items()} if previous else {}
-    reusable = previous if incremental and previous and _compatible(previous, settings, encoders, max_tokens) else None
-
     try:
-        passages: list[Passage] = []
-        sentences: list[SentenceRecord] = []
-        # Sentence rows whose vectors come from the previous version: (new row, previous row).
-        reused_rows: list[tuple[int, int]] = []
-        for number, article in enumerate(corpus.articles, start=1):
-            if reusable is not None and previous_hashes.get(article.doc_id) == article.content_hash:
-                info = reusable.documents[article.doc_id]
-                reused_rows.extend((len(sentences) + i, info.first_sentence_row + i)
-                                   for i in range(info.sentence_count))
-                sentences.extend(reusable.document_sentences(article.doc_id))
-                for record in reusable.document_passages(article.doc_id):
-                    passages.append(Passage(record.passage_id, record.doc_id, record.position, record.start,
-                                            record.end, record.text, record.sentences,
-                                            record.first_sentence_row - info.first_sentence_row))
-            else:
-                split = split_article_sentences(article, encoders.dense.count_tokens, max_tokens,
-                                                settings.passage_overlap_sentences)
-                passages.extend(split.passages)
-                sentences.extend(SentenceRecord(article.doc_id, span.start, span.end, tokens)
-                                 for span, tokens in zip(split.sentences, split.sentence_tokens, strict=True))
-            if number % 200 == 0 or number == len(corpus.articles):
-                report_progress(Progress("splitting", number, len(corpus.articles)))
-
-        reused = {new for new, _ in reused_rows}
-        to_embed = [row for row in range(len(sentences)) if row not in reused]
-        texts_by_doc = {a.doc_id: a.text for a in corpus.articles}
-        texts = [texts_by_doc[sentences[row].doc_id][sentences[row].start:sentences[row].end] for row in to_embed]
-        dense_sentences = _assemble(
-            encoders.dense, texts, to_embed, reused_rows, reusable, "dense.sentences", len(sentences),
-            lambda done, total: report_progress(Progress("embedding", done, total)),
-        )
-        multilingual_sentences = None
-        if encoders.multilingual is not None:
-            multilingual_sentences = _assemble(
-                encoders.multilingual, texts, to_embed, reused_rows, reusable, "multilingual.sentences",
-                len(sentences), lambda done, total: report_progress(Progress("embedding (multilingual)", done, total)),
-            )
+        if incremental and previous is not None and _compatible(previous, settings, encoders, max_tokens):
+            # Only what changed is indexed: new and changed documents become one new segment; changed
+            # and removed ones are hidden in the segments that hold them.
+            current = {a.doc_id: a.content_hash for a in corpus.articles}
+            stored_hashes = previous.content_hashes()
+            fresh = [a for a in corpus.articles if stored_hashes.get(a.doc_id) != a.content_hash]
+            gone = {d for d, content_hash in stored_hashes.items() if current.get(d) != content_hash}
+            return _grow(settings, previous, fresh, gone, encoders, max_tokens, report_progress, started,
+                         corpus.warnings)
+        previous_hashes = previous.content_hashes() if previous else {}
     finally:
         if previous is not None:
             previous.close()
 
+    indexed = index_articles(corpus.articles, settings, encoders, max_tokens, report_progress)
+    report_progress(Progress("writing", 0, 1))
+    write_version(
+        settings.index_dir,
+        IndexContent(
+            manifest=_manifest(settings, encoders, max_tokens, corpus.articles, len(indexed.passages),
+                               len(indexed.sentences), started),
+            articles=corpus.articles, passages=indexed.passages, sentences=indexed.sentences,
+            dense=indexed.dense, multilingual=indexed.multilingual, dense_sentences=indexed.dense_sentences,
+            multilingual_sentences=indexed.multilingual_sentences,
+            bm25_terms=[analyse(p.text) for p in indexed.passages],
+        ),
+        VectorIndexPolicy.from_settings(settings),
+    )
+    seconds = time.perf_counter() - started
+    report_progress(Progress("done", 1, 1))
+    current = {a.doc_id: a.content_hash for a in corpus.articles}
+    return BuildReport(
+        documents=len(corpus.articles),
+        passages=len(indexed.passages),
+        seconds=round(seconds, 2),
+        passages_per_second=round(len(indexed.passages) / seconds, 1) if seconds > 0 else 0.0,
+        added=sorted(set(current) - set(previous_hashes)),
+        changed=sorted(d for d in current if d in previous_hashes and previous_hashes[d] != current[d]),
+        removed=sorted(set(previous_hashes) - set(current)),
+        warnings=corpus.warnings,
+        index_dir=str(settings.index_dir),
+        embedded_documents=len(corpus.articles),
+        embedded_passages=len(indexed.passages),
+        embedded_sentences=len(indexed.sentences),
+        segments=1,
+    )
+
+
+@dataclass(frozen=True)
+class IndexedArticles:
+    """Articles split and embedded: a segment's content but for its BM25 postings."""
+
+    passages: list[Passage]
+    sentences: list[SentenceRecord]
+    dense: np.ndarray
+    multilingual: np.ndarray | None
+    dense_sentences: np.ndarray
+    multilingual_sentences: np.ndarray | None
+
+
+def index_articles(articles: Sequence[Article], settings: Settings, encoders: Encoders, max_tokens: int,
+                   report_progress: ProgressCallback) -> IndexedArticles:
+    """Split `articles` into sentences and passages and embed them: all the model work of indexing."""
+    passages: list[Passage] = []
+    sentences: list[SentenceRecord] = []
+    for number, article in enumerate(articles, start=1):
+        split = split_article_sentences(article, encoders.dense.count_tokens, max_tokens,
+                                        settings.passage_overlap_sentences)
+        passages.extend(split.passages)
+        sentences.extend(SentenceRecord(article.doc_id, span.start, span.end, tokens)
+                         for span, tokens in zip(split.sentences, split.sentence_tokens, strict=True))
+        if number % 200 == 0 or number == len(articles):
+            report_progress(Progress("splitting", number, len(articles)))
+    texts_by_doc = {a.doc_id: a.text for a in articles}
+    texts = [texts_by_doc[s.doc_id][s.start:s.end] for s in sentences]
+    dense_sentences = _embed(encoders.dense, texts,
+                             lambda done, total: report_progress(Progress("embedding", done, total)))
+    multilingual_sentences = None
+    if encoders.multilingual is not None:
+        multilingual_sentences = _embed(encoders.multilingual, texts, lambda done, total: report_progress(
+            Progress("embedding (multilingual)", done, total)))
     # Every token is embedded once, as part of its sentence; a passage's vector is the token-weighted
     # mean of its sentences' vectors (docs/quality.md measures retrieval with these against passages
     # embedded whole).
@@ -176,59 +257,112 @@ def _build(
     passage_rows = [range(first_sentence_of[p.doc_id] + p.first_sentence,
                           first_sentence_of[p.doc_id] + p.first_sentence + len(p.sentences)) for p in passages]
     weights = np.asarray([s.tokens for s in sentences], dtype=np.float32)
-    dense = pool_passages(dense_sentences, weights, passage_rows)
-    multilingual = (pool_passages(multilingual_sentences, weights, passage_rows)
-                    if multilingual_sentences is not None else None)
+    return IndexedArticles(
+        passages=passages, sentences=sentences,
+        dense=pool_passages(dense_sentences, weights, passage_rows),
+        multilingual=(pool_passages(multilingual_sentences, weights, passage_rows)
+                      if multilingual_sentences is not None else None),
+        dense_sentences=dense_sentences, multilingual_sentences=multilingual_sentences,
+    )
 
+
+def _embed(encoder: Encoder, texts: list[str], progress) -> np.ndarray:
+    if not texts:
+        progress(0, 0)
+        return np.zeros((0, encoder.dimension), dtype=np.float32)
+    return np.asarray(encoder.encode_passages(texts, progress=progress), dtype=np.float32)
+
+
+def _grow(settings: Settings, previous: StoredIndex, fresh: Sequence[Article], gone: set[str], encoders: Encoders,
+          max_tokens: int, report_progress: ProgressCallback, started: float, warnings: list[str]) -> BuildReport:
+    """A new version of `previous`: `gone` documents hidden where they are, `fresh` ones in one new
+    segment, then neighbouring segments merged while there are more than MAX_SEGMENTS.
+
+    Only the documents named are looked up: the cost does not depend on the size of the index."""
+    root = settings.index_dir
+    policy = VectorIndexPolicy.from_settings(settings)
+    leaving = {doc_id: (number, info) for doc_id in gone
+               if (found := previous.locate(doc_id)) is not None for number, info in [found]}
+    refs = [SegmentRef(ref.name, ref.hidden | {d for d, (n, _) in leaving.items() if n == number})
+            for number, ref in enumerate(previous.refs)]
+    sizes = [segment.passage_count - len(previous.hidden_rows(number))
+             - sum(info.passage_count for n, info in leaving.values() if n == number)
+             for number, segment in enumerate(previous.segments)]
+    indexed = index_articles(fresh, settings, encoders, max_tokens, report_progress) if fresh else None
     report_progress(Progress("writing", 0, 1))
-    manifest = Manifest(
+    description = previous.manifest.vector_index
+    if indexed is not None:
+        name, _ = write_segment(root, SegmentContent(
+            articles=fresh, passages=indexed.passages, sentences=indexed.sentences,
+            dense=indexed.dense, multilingual=indexed.multilingual, dense_sentences=indexed.dense_sentences,
+            multilingual_sentences=indexed.multilingual_sentences,
+            postings=Postings.from_terms([analyse(p.text) for p in indexed.passages]),
+        ), policy)
+        refs.append(SegmentRef(name))
+        sizes.append(len(indexed.passages))
+    merged = 0
+    while (run := merge_plan(sizes, MAX_SEGMENTS)) is not None:
+        name, dense = merge_segments(root, refs[run.start:run.stop], previous.manifest, policy)
+        refs[run.start:run.stop] = [SegmentRef(name)]
+        sizes[run.start:run.stop] = [sum(sizes[run.start:run.stop])]
+        merged += len(run)
+        if sizes[run.start] == max(sizes):  # the manifest describes the index of the largest segment
+            description = describe_vector_index(dense)
+
+    new_passages = len(indexed.passages) if indexed else 0
+    new_sentences = len(indexed.sentences) if indexed else 0
+    gone_infos = [info for _, info in leaving.values()]
+    manifest = replace(
+        previous.manifest,
+        corpus_fingerprint=refingerprint(previous.manifest.corpus_fingerprint,
+                                         removed={info.doc_id: info.content_hash for info in gone_infos},
+                                         added={a.doc_id: a.content_hash for a in fresh}),
+        built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        documents=previous.manifest.documents - len(gone_infos) + len(fresh),
+        passages=previous.manifest.passages - sum(i.passage_count for i in gone_infos) + new_passages,
+        sentences=previous.manifest.sentences - sum(i.sentence_count for i in gone_infos) + new_sentences,
+        build_seconds=round(time.perf_counter() - started, 3),
+        verbatim_version=__version__,
+        vector_index=description,
+    )
+    commit_version(root, manifest, refs)
+    seconds = time.perf_counter() - started
+    report_progress(Progress("done", 1, 1))
+    return BuildReport(
+        documents=manifest.documents,
+        passages=manifest.passages,
+        seconds=round(seconds, 2),
+        passages_per_second=round(new_passages / seconds, 1) if seconds > 0 else 0.0,
+        added=sorted(a.doc_id for a in fresh if a.doc_id not in leaving),
+        changed=sorted(a.doc_id for a in fresh if a.doc_id in leaving),
+        removed=sorted(set(leaving) - {a.doc_id for a in fresh}),
+        warnings=warnings,
+        index_dir=str(root),
+        embedded_documents=len(fresh),
+        embedded_passages=new_passages,
+        embedded_sentences=new_sentences,
+        segments=len(refs),
+        merged_segments=merged,
+    )
+
+
+def _manifest(settings: Settings, encoders: Encoders, max_tokens: int, articles: Sequence[Article], passages: int,
+              sentences: int, started: float) -> Manifest:
+    return Manifest(
         model=settings.embedding_model,
         dimension=encoders.dense.dimension,
         multilingual_model=encoders.multilingual.name if encoders.multilingual else None,
         multilingual_dimension=encoders.multilingual.dimension if encoders.multilingual else None,
         passage_max_tokens=max_tokens,
         passage_overlap_sentences=settings.passage_overlap_sentences,
-        corpus_fingerprint=fingerprint(corpus.articles),
+        corpus_fingerprint=fingerprint(articles),
         built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        documents=len(corpus.articles),
-        passages=len(passages),
-        sentences=len(sentences),
+        documents=len(articles),
+        passages=passages,
+        sentences=sentences,
         build_seconds=round(time.perf_counter() - started, 3),
         verbatim_version=__version__,
         embedding_backend=encoders.dense.backend,
-    )
-    write_version(
-        settings.index_dir,
-        IndexContent(
-            manifest=manifest,
-            articles=corpus.articles,
-            passages=passages,
-            sentences=sentences,
-            dense=dense,
-            multilingual=multilingual,
-            dense_sentences=dense_sentences,
-            multilingual_sentences=multilingual_sentences,
-            bm25_terms=[analyse(p.text) for p in passages],
-        ),
-        VectorIndexPolicy.from_settings(settings),
-    )
-    seconds = time.perf_counter() - started
-    report_progress(Progress("done", 1, 1))
-    current = {a.doc_id: a.content_hash for a in corpus.articles}
-    embedded_docs = {sentences[row].doc_id for row in to_embed}
-    return BuildReport(
-        documents=len(corpus.articles),
-        passages=len(passages),
-        seconds=round(seconds, 2),
-        passages_per_second=round(len(passages) / seconds, 1) if seconds > 0 else 0.0,
-        added=sorted(set(current) - set(previous_hashes)),
-        changed=sorted(d for d in current if d in previous_hashes and previous_hashes[d] != current[d]),
-        removed=sorted(set(previous_hashes) - set(current)),
-        warnings=corpus.warnings,
-        index_dir=str(settings.index_dir),
-        embedded_documents=len(embedded_docs),
-        embedded_passages=sum(1 for p in passages if p.doc_id in embedded_docs),
-        embedded_sentences=len(to_embed),
     )
 
 
@@ -250,26 +384,8 @@ def pool_passages(sentence_vectors: np.ndarray, weights: np.ndarray, passage_row
     return out / np.where(norms > 0, norms, 1.0)
 
 
-def _assemble(encoder: Encoder, texts: list[str], to_embed: list[int], reused_rows: list[tuple[int, int]],
-              previous: StoredIndex | None, name: str, total: int, progress) -> np.ndarray:
-    """Vectors for every sentence row: fresh ones for `to_embed`, copies from `previous` for the rest."""
-    vectors = np.empty((total, encoder.dimension), dtype=np.float32)
-    if to_embed:
-        vectors[to_embed] = encoder.encode_passages(texts, progress=progress)
-    else:
-        progress(0, 0)
-    if reused_rows:
-        stored = previous.stored_vectors(name) if previous is not None else None
-        if stored is None:  # `_compatible` found them before reuse was chosen
-            raise IndexCorruptError(f"{name}.npy of the previous index version can no longer be read. "
-                                    "Rebuild with `verbatim index build`.")
-        new_rows, old_rows = zip(*reused_rows, strict=True)
-        vectors[list(new_rows)] = stored[list(old_rows)]
-    return vectors
-
-
 def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, max_tokens: int) -> bool:
-    """Whether the previous version's passages and vectors can be reused as they are."""
+    """Whether the previous version's segments can stay as they are, new articles added beside them."""
     m = previous.manifest
     return (
         m.model == settings.embedding_model
@@ -278,8 +394,7 @@ def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, m
         and m.multilingual_model == (encoders.multilingual.name if encoders.multilingual else None)
         and m.passage_max_tokens == max_tokens
         and m.passage_overlap_sentences == settings.passage_overlap_sentences
-        and previous.stored_vectors("dense.sentences") is not None
-        and (encoders.multilingual is None or previous.stored_vectors("multilingual.sentences") is not None)
+        and previous.vectors_intact()  # else what they hold is embedded again, in one new segment
     )
 
 

@@ -1,20 +1,26 @@
-"""The on-disk index: one folder per built version, and a CURRENT file naming the one in use.
+"""The on-disk index: versions made of immutable segments, and a CURRENT file naming the one in use.
 
-A version holds `store.sqlite` (manifest, documents, passages, sentences), `dense.faiss`,
-optionally `multilingual.faiss`, `bm25/`, the raw vectors of passages and of sentences (`*.npy`,
-memory-mapped: answers score sentences with them without embedding anything at question time), and
-`readers.lock`. Versions are written under a temporary name, fsynced, renamed into place (and the
+A version (`versions/<name>/`) is small: `store.sqlite` holds its manifest and the list of segments
+it is made of, in order, each with the documents of that segment it no longer serves (tombstones: a
+document changed or removed since). The articles themselves, their passages, sentences, vectors and
+BM25 postings live in segments (`segments/<name>/`, index/store/segments.py), written once and shared
+by every version that names them. A full build writes one segment; adding articles writes one more
+segment and a new version naming the old segments plus the new one, so it costs what the new
+articles cost, whatever the size of the index. Small segments are merged (`merge_plan`).
+
+Segments and versions are written under a temporary name, fsynced, renamed into place (and the
 rename fsynced), then CURRENT is replaced atomically, so a reader never sees a half-written index,
 even after a power cut.
 
 A reader holds a shared lock on its version's `readers.lock` from open to close; a build removes an
-old version only when it can take that lock exclusively, so no version disappears under a reader.
+old version only when it can take that lock exclusively, so no version disappears under a reader,
+and removes a segment only when no remaining version names it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -30,7 +36,6 @@ from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
-import bm25s
 import numpy as np
 
 from index.errors import (
@@ -41,16 +46,29 @@ from index.errors import (
 )
 from index.sources.corpus import Article
 from index.sources.passages import Passage, Span
-from index.store.vectors import (
-    VectorIndex,
-    VectorIndexPolicy,
-    build_vector_index,
-    describe_vector_index,
-    load_vector_index,
-    save_vector_index,
+from index.store.segments import (
+    SEGMENTS_DIR,
+    DocumentInfo,
+    Lexicon,
+    PassageRecord,
+    Postings,
+    Segment,
+    SegmentContent,
+    SegmentedVectors,
+    SentenceRecord,
+    StackedRows,
+    fsync_path,
+    fsync_tree,
+    new_name,
+    segment_folders,
+    write_segment,
 )
+from index.store.vectors import VectorIndexPolicy, describe_vector_index
 
-INDEX_FORMAT = 2  # 2: sentences and their vectors are stored
+# DocumentInfo, PassageRecord and SentenceRecord live in segments.py; readers import them from here too.
+__all__ = ["DocumentInfo", "PassageRecord", "SentenceRecord"]
+
+INDEX_FORMAT = 3  # 2: sentences and their vectors are stored; 3: a version is a list of segments
 CURRENT_FILE = "CURRENT"
 VERSIONS_DIR = "versions"
 READERS_LOCK = "readers.lock"
@@ -63,22 +81,10 @@ STAGING_PREFIX = ".tmp-"  # versions being written, or being removed; none survi
 
 _SCHEMA = """
 CREATE TABLE manifest (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE documents (
-    doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT, url TEXT, published TEXT,
-    author TEXT, lang TEXT, origin TEXT, content_hash TEXT NOT NULL, text TEXT NOT NULL,
-    first_row INTEGER NOT NULL, passage_count INTEGER NOT NULL,
-    first_sentence_row INTEGER NOT NULL, sentence_count INTEGER NOT NULL
-);
-CREATE TABLE passages (
-    row INTEGER PRIMARY KEY, passage_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
-    position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    text TEXT NOT NULL, sentences TEXT NOT NULL, first_sentence_row INTEGER NOT NULL
-);
-CREATE TABLE sentences (
-    row INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    tokens INTEGER NOT NULL
-);
+CREATE TABLE segments (position INTEGER PRIMARY KEY, name TEXT NOT NULL, hidden TEXT NOT NULL);
 """
+# More segments than this and the smallest neighbours are merged as part of the next build.
+MAX_SEGMENTS = 8
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,7 @@ class Manifest:
     # The backend that embedded the passages (onnx-int8 vectors differ from fp32 ones); "unknown" in
     # versions written before it was recorded, which an update therefore re-embeds.
     embedding_backend: str = "unknown"
+    segments: int = 1
     format: int = INDEX_FORMAT
 
     @classmethod
@@ -147,48 +154,6 @@ def _has_type(value: object, hint: object) -> bool:
 
 
 @dataclass(frozen=True)
-class DocumentInfo:
-    doc_id: str
-    title: str
-    source: str | None
-    url: str | None
-    published: str | None
-    author: str | None
-    lang: str | None
-    content_hash: str
-    passage_count: int
-    first_row: int
-    opening: str
-    first_sentence_row: int = 0
-    sentence_count: int = 0
-
-
-@dataclass(frozen=True)
-class PassageRecord:
-    row: int
-    passage_id: str
-    doc_id: str
-    position: int
-    start: int
-    end: int
-    text: str
-    sentences: tuple[Span, ...]
-    first_sentence_row: int = 0  # sentence row of `sentences[0]`; the rest follow in order
-
-    @property
-    def sentence_rows(self) -> range:
-        return range(self.first_sentence_row, self.first_sentence_row + len(self.sentences))
-
-
-@dataclass(frozen=True)
-class SentenceRecord:
-    doc_id: str
-    start: int
-    end: int
-    tokens: int
-
-
-@dataclass(frozen=True)
 class IndexContent:
     """Everything a version holds, ready to be written."""
 
@@ -204,48 +169,56 @@ class IndexContent:
 
 
 def fingerprint(articles: Sequence[Article]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for doc_id, content_hash in sorted((a.doc_id, a.content_hash) for a in articles):
-        digest.update(f"{doc_id}\0{content_hash}\n".encode())
-    return digest.hexdigest()
+    return fingerprint_of({a.doc_id: a.content_hash for a in articles})
 
 
-def opening_lines(text: str, limit: int = 300) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text.rfind(" ", 0, limit)
-    return text[: cut if cut > limit // 2 else limit].rstrip() + "…"
+def fingerprint_of(hashes: dict[str, str]) -> str:
+    """`fingerprint` of articles with these ids and content hashes."""
+    return refingerprint(f"{0:064x}", removed={}, added=hashes)
+
+
+def refingerprint(previous: str, *, removed: dict[str, str], added: dict[str, str]) -> str:
+    """The fingerprint of a corpus after removing and adding documents (id → content hash), from the
+    one before: the sum of each document's digest modulo 2^256, so a change costs what it changes."""
+    total = int(previous, 16)
+    for sign, documents in ((-1, removed), (1, added)):
+        for doc_id, content_hash in documents.items():
+            total += sign * int.from_bytes(hashlib.sha256(f"{doc_id}\0{content_hash}".encode()).digest(), "big")
+    return f"{total % 2**256:064x}"
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """A segment as a version uses it: its name, and which of its documents the version hides."""
+
+    name: str
+    hidden: frozenset[str] = frozenset()
 
 
 def write_version(root: Path, content: IndexContent, policy: VectorIndexPolicy | None = None) -> Path:
-    """Write a complete new version under `root` and make it current. Returns its folder."""
+    """Write `content` as one new segment and a version made of it alone, and make that current."""
+    name, dense = write_segment(root, SegmentContent(
+        articles=content.articles, passages=content.passages, sentences=content.sentences, dense=content.dense,
+        multilingual=content.multilingual, dense_sentences=content.dense_sentences,
+        multilingual_sentences=content.multilingual_sentences, postings=Postings.from_terms(content.bm25_terms),
+    ), policy)
+    manifest = replace(content.manifest, vector_index=describe_vector_index(dense), segments=1)
+    return commit_version(root, manifest, [SegmentRef(name)])
+
+
+def commit_version(root: Path, manifest: Manifest, segments: Sequence[SegmentRef]) -> Path:
+    """Write a version naming `segments` (already written and durable) and make it current."""
     versions = root / VERSIONS_DIR
     if not versions.is_dir():
         versions.mkdir(parents=True, exist_ok=True)
         _fsync(root)  # the versions folder itself must survive a crash before CURRENT can name into it
     # Microseconds first, so that names sort in the order versions were made (old ones are removed
     # by that order), even for builds within one second.
-    version_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:6]
+    version_id = new_name()
     staging = versions / f"{STAGING_PREFIX}{version_id}"
     staging.mkdir()
     try:
-        dense = build_vector_index(content.dense, policy)
-        manifest = replace(content.manifest, vector_index=describe_vector_index(dense))
-        _write_sqlite(staging / "store.sqlite", replace(content, manifest=manifest))
-        save_vector_index(dense, staging / "dense.faiss")
-        # The raw vectors too: an update copies unchanged documents' vectors instead of re-embedding,
-        # whatever kind of FAISS index serves them.
-        np.save(staging / "dense.npy", np.ascontiguousarray(content.dense, dtype=np.float32))
-        np.save(staging / "dense.sentences.npy", np.ascontiguousarray(content.dense_sentences, dtype=np.float32))
-        if content.multilingual is not None:
-            save_vector_index(build_vector_index(content.multilingual, policy), staging / "multilingual.faiss")
-            np.save(staging / "multilingual.npy", np.ascontiguousarray(content.multilingual, dtype=np.float32))
-        if content.multilingual_sentences is not None:
-            np.save(staging / "multilingual.sentences.npy",
-                    np.ascontiguousarray(content.multilingual_sentences, dtype=np.float32))
-        _write_bm25(staging / "bm25", content.bm25_terms)
+        _write_sqlite(staging / "store.sqlite", replace(manifest, segments=len(segments)), segments)
         (staging / READERS_LOCK).touch()
         _fsync_tree(staging)
         final = versions / version_id
@@ -261,69 +234,40 @@ def write_version(root: Path, content: IndexContent, policy: VectorIndexPolicy |
     return final
 
 
-def _write_sqlite(path: Path, content: IndexContent) -> None:
+def _write_sqlite(path: Path, manifest: Manifest, segments: Sequence[SegmentRef]) -> None:
     connection = sqlite3.connect(path)
     try:
         connection.executescript(_SCHEMA)
         connection.executemany(
             "INSERT INTO manifest VALUES (?, ?)",
-            [(key, json.dumps(value)) for key, value in asdict(content.manifest).items()],
-        )
-        counts: dict[str, int] = {}
-        first_rows: dict[str, int] = {}
-        for row, passage in enumerate(content.passages):
-            counts[passage.doc_id] = counts.get(passage.doc_id, 0) + 1
-            first_rows.setdefault(passage.doc_id, row)
-        sentence_counts: dict[str, int] = {}
-        first_sentence_rows: dict[str, int] = {}
-        for row, sentence in enumerate(content.sentences):
-            sentence_counts[sentence.doc_id] = sentence_counts.get(sentence.doc_id, 0) + 1
-            first_sentence_rows.setdefault(sentence.doc_id, row)
-        connection.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                (a.doc_id, a.title, a.source, a.url, a.published, a.author, a.lang, a.origin,
-                 a.content_hash, a.text, first_rows.get(a.doc_id, -1), counts.get(a.doc_id, 0),
-                 first_sentence_rows.get(a.doc_id, -1), sentence_counts.get(a.doc_id, 0))
-                for a in content.articles
-            ],
+            [(key, json.dumps(value)) for key, value in asdict(manifest).items()],
         )
         connection.executemany(
-            "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?,?)",
-            [
-                (row, p.passage_id, p.doc_id, p.position, p.start, p.end, p.text,
-                 json.dumps([[s.start, s.end] for s in p.sentences]),
-                 first_sentence_rows.get(p.doc_id, 0) + p.first_sentence)
-                for row, p in enumerate(content.passages)
-            ],
-        )
-        connection.executemany(
-            'INSERT INTO sentences VALUES (?,?,?,?,?)',
-            [(row, s.doc_id, s.start, s.end, s.tokens) for row, s in enumerate(content.sentences)],
+            "INSERT INTO segments VALUES (?, ?, ?)",
+            [(position, ref.name, json.dumps(sorted(ref.hidden))) for position, ref in enumerate(segments)],
         )
         connection.commit()
     finally:
         connection.close()
 
 
-def _write_bm25(folder: Path, terms: Sequence[list[str]]) -> None:
-    retriever = bm25s.BM25()
-    # An empty token lets a passage with no content words exist without breaking the matrix.
-    retriever.index([t or [""] for t in terms], show_progress=False)
-    retriever.save(str(folder), show_progress=False)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
+def read_segment_refs(version: Path) -> list[SegmentRef]:
+    """The segments a version is made of, in order (sqlite3.Error when its store cannot be read)."""
+    connection = sqlite3.connect(f"file:{version / 'store.sqlite'}?mode=ro", uri=True)
     try:
-        os.fsync(fd)
+        rows = connection.execute("SELECT name, hidden FROM segments ORDER BY position").fetchall()
     finally:
-        os.close(fd)
+        connection.close()
+    refs = []
+    for name, hidden in rows:
+        if not isinstance(name, str) or not VERSION_NAME.fullmatch(name):
+            raise IndexCorruptError(f"{version} names {name!r}, which is not a segment name.")
+        refs.append(SegmentRef(name, frozenset(json.loads(hidden))))
+    return refs
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in [*folder.rglob("*"), folder]:
-        _fsync(path)
+_fsync = fsync_path
+_fsync_tree = fsync_tree
 
 
 def _set_current(root: Path, version_id: str) -> None:
@@ -375,7 +319,9 @@ def remove_old_versions(root: Path) -> None:
     versions = root / VERSIONS_DIR
     # CURRENT files a killed build wrote but did not switch to; staging folders of killed builds, and
     # versions a killed build was removing.
-    leftovers = [*root.glob(f".{CURRENT_FILE}.*"), *(versions.glob(f"{STAGING_PREFIX}*") if versions.is_dir() else [])]
+    segments = root / SEGMENTS_DIR
+    leftovers = [*root.glob(f".{CURRENT_FILE}.*"), *(versions.glob(f"{STAGING_PREFIX}*") if versions.is_dir() else []),
+                 *(segments.glob(f"{STAGING_PREFIX}*") if segments.is_dir() else [])]
     for leftover in leftovers:
         _remove(leftover)
     if not versions.is_dir():
@@ -391,6 +337,32 @@ def remove_old_versions(root: Path) -> None:
     unused = [p for p in finished if p.name > keep]
     for folder in unused + older[KEEP_PREVIOUS_VERSIONS:]:
         _remove_unless_read(folder)
+    _remove_unnamed_segments(root)
+
+
+def _remove_unnamed_segments(root: Path) -> None:
+    """Remove segments no remaining version names: merged away, or written by a killed build.
+
+    A reader holds its version, and its version names its segments, so no segment a reader uses is
+    removed. If any version cannot be read, which segments it names is unknown: none is removed.
+    """
+    named: set[str] = set()
+    versions = root / VERSIONS_DIR
+    for version in (versions.iterdir() if versions.is_dir() else []):
+        if not version.is_dir() or version.name.startswith("."):
+            continue
+        try:
+            named.update(ref.name for ref in read_segment_refs(version))
+        except (sqlite3.Error, IndexCorruptError, ValueError, TypeError):
+            return
+    for folder in segment_folders(root):
+        if folder.name not in named:
+            doomed = folder.with_name(f"{STAGING_PREFIX}removing-{folder.name}")
+            try:
+                os.replace(folder, doomed)
+            except OSError:
+                continue
+            _remove(doomed)
 
 
 def _remove_unless_read(folder: Path) -> None:
@@ -445,21 +417,26 @@ def build_lock(root: Path) -> Iterator[None]:
 
 
 class StoredIndex:
-    """A loaded version: vectors and BM25 in memory (or memory-mapped), texts read from SQLite on demand.
+    """A loaded version: its segments searched as one index, rows numbered across them in order.
 
-    `searchable=False` opens only SQLite and the raw vectors: what builds, status and eval read,
-    without loading a search index that may be gigabytes.
+    Vectors and BM25 postings are memory-mapped; texts are read from the segments' SQLite on demand.
+    `documents` holds the documents the version serves (not those its tombstones hide), with rows in
+    the version's numbering. `searchable=False` opens only SQLite: what builds, status and eval read,
+    without loading search indexes that may be gigabytes.
     """
 
-    dense: VectorIndex | None = None
-    multilingual: VectorIndex | None = None
-    bm25: bm25s.BM25 | None = None
-    dense_sentences: np.ndarray | None = None  # memory-mapped; row i is sentence row i
-    multilingual_sentences: np.ndarray | None = None
+    dense: SegmentedVectors | None = None
+    multilingual: SegmentedVectors | None = None
+    lexicon: Lexicon | None = None
+    dense_sentences: StackedRows | None = None  # row i is sentence row i
+    multilingual_sentences: StackedRows | None = None
+    titles: Lexicon | None = None  # BM25 over the titles of documents with passages
+    title_of_row: np.ndarray | None = None  # each passage row's title row (hidden ones score nothing)
 
     def __init__(self, folder: Path, *, searchable: bool = True, policy: VectorIndexPolicy | None = None) -> None:
         """Open the version in `folder`; `policy` sets how deep approximate indexes search (else as built)."""
         self.folder = folder
+        self.segments: list[Segment] = []
         handle = _hold_version(folder)
         # Also runs when the object is garbage collected: an engine that is replaced and dropped lets
         # its version go without anyone calling close().
@@ -467,25 +444,32 @@ class StoredIndex:
         try:
             if not (folder / "store.sqlite").is_file():
                 raise IndexCorruptError(f"{folder} is missing or has no store.sqlite.")
-            # One connection shared by worker threads; the lock keeps each query whole.
-            self._db = sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-            self._lock = threading.Lock()
-            raw = dict(self._db.execute("SELECT key, value FROM manifest").fetchall())
+            with sqlite3.connect(f"file:{folder / 'store.sqlite'}?mode=ro", uri=True) as db:
+                raw = dict(db.execute("SELECT key, value FROM manifest").fetchall())
             self.manifest = Manifest.from_stored({key: json.loads(value) for key, value in raw.items()})
-            self.documents = self._load_documents()
+            self.refs = read_segment_refs(folder)
+            root = folder.parent.parent
+            # Rows are numbered across segments, one after the other.
+            self.passage_offsets: list[int] = []
+            self.sentence_offsets: list[int] = []
+            passages = sentences = 0
+            for ref in self.refs:
+                segment = Segment(root / SEGMENTS_DIR / ref.name, dimension=self.manifest.dimension,
+                                  multilingual_dimension=self.manifest.multilingual_dimension,
+                                  searchable=searchable, policy=policy, passage_offset=passages,
+                                  sentence_offset=sentences)
+                self.segments.append(segment)
+                self.passage_offsets.append(passages)
+                self.sentence_offsets.append(sentences)
+                passages += segment.passage_count
+                sentences += segment.sentence_count
+            self.passage_count = passages  # rows, including those tombstones hide
+            self.sentence_count = sentences
+            self._documents: dict[str, DocumentInfo] | None = None
+            self._segment_of: dict[str, int] = {}
+            self._documents_lock = threading.Lock()  # worker threads may ask for the list at once
             if searchable:
-                self.dense = self._load_vectors("dense", self.manifest.dimension, policy)
-                if self.manifest.multilingual_model is not None:
-                    self.multilingual = self._load_vectors("multilingual", self.manifest.multilingual_dimension,
-                                                           policy)
-                self.bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
-                self.dense_sentences = self.stored_vectors("dense.sentences")
-                if self.dense_sentences is None:
-                    raise OSError("dense.sentences.npy is missing or does not match the manifest")
-                if self.manifest.multilingual_model is not None:
-                    self.multilingual_sentences = self.stored_vectors("multilingual.sentences")
-                    if self.multilingual_sentences is None:
-                        raise OSError("multilingual.sentences.npy is missing or does not match the manifest")
+                self._open_search()
         except IndexFormatError:
             self.close()
             raise
@@ -494,7 +478,96 @@ class StoredIndex:
             raise IndexCorruptError(
                 f"The index in {folder} could not be read ({error}). Rebuild with `verbatim index build`."
             ) from error
-        self.passage_count = self.manifest.passages
+
+    @property
+    def documents(self) -> dict[str, DocumentInfo]:
+        """The documents the version serves, in row order (read on first use: an addition does not)."""
+        with self._documents_lock:
+            if self._documents is None:
+                documents: dict[str, DocumentInfo] = {}
+                for number, (segment, ref) in enumerate(zip(self.segments, self.refs, strict=True)):
+                    for doc_id, info in segment.documents.items():
+                        if doc_id not in ref.hidden:
+                            documents[doc_id] = info
+                            self._segment_of[doc_id] = number
+                self._documents = documents
+            return self._documents
+
+    def locate(self, doc_id: str) -> tuple[int, DocumentInfo] | None:
+        """The segment serving `doc_id` and its document, found by key (newest segment first)."""
+        if self._documents is not None:
+            info = self._documents.get(doc_id)
+            return (self._segment_of[doc_id], info) if info is not None else None
+        for number in range(len(self.segments) - 1, -1, -1):
+            if doc_id in self.refs[number].hidden:
+                continue
+            info = self.segments[number].document(doc_id)
+            if info is not None:
+                return number, info
+        return None
+
+    def content_hashes(self) -> dict[str, str]:
+        """Each served document's content hash, by id."""
+        hashes: dict[str, str] = {}
+        for segment, ref in zip(self.segments, self.refs, strict=True):
+            hashes.update((d, h) for d, h in segment.content_hashes().items() if d not in ref.hidden)
+        return hashes
+
+    def lookup(self, doc_id: str) -> DocumentInfo | None:
+        """A served document, without reading every document of the index."""
+        found = self.locate(doc_id)
+        return found[1] if found is not None else None
+
+    def serving_segment(self, doc_id: str) -> int | None:
+        found = self.locate(doc_id)
+        return found[0] if found is not None else None
+
+    def hidden_rows(self, number: int) -> np.ndarray:
+        """The rows of segment `number` (its own numbering) that the version's tombstones hide."""
+        segment = self.segments[number]
+        rows = [np.arange(info.first_row - segment.passage_offset,
+                          info.first_row - segment.passage_offset + info.passage_count)
+                for doc_id in self.refs[number].hidden if (info := segment.document(doc_id)) is not None]
+        return np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+
+    def _open_search(self) -> None:
+        hidden = [self.hidden_rows(number) for number in range(len(self.segments))]
+        live = np.ones(self.passage_count, dtype=bool)
+        for offset, rows in zip(self.passage_offsets, hidden, strict=True):
+            live[rows + offset] = False
+        self.live_rows = live
+        self.dense = SegmentedVectors([s.dense for s in self.segments], self.passage_offsets, hidden)  # type: ignore[misc]
+        if self.manifest.multilingual_model is not None:
+            self.multilingual = SegmentedVectors([s.multilingual for s in self.segments],  # type: ignore[misc]
+                                                 self.passage_offsets, hidden)
+            self.multilingual_sentences = StackedRows(
+                [s.multilingual_sentences for s in self.segments], self.sentence_offsets,  # type: ignore[misc]
+                self.manifest.multilingual_dimension or 0)
+        self.dense_sentences = StackedRows([s.dense_sentences for s in self.segments],  # type: ignore[misc]
+                                           self.sentence_offsets, self.manifest.dimension)
+        self.lexicon = Lexicon([s.postings for s in self.segments], self.passage_offsets, live)  # type: ignore[misc]
+        self._open_titles()
+
+    def _open_titles(self) -> None:
+        """Title BM25 over the version's titles, with its own statistics, and each row's title."""
+        offsets, total = [], 0
+        for segment in self.segments:
+            offsets.append(total)
+            total += len(segment.title_passage_counts) if segment.title_passage_counts is not None else 0
+        live = np.ones(total, dtype=bool)
+        title_of_row = np.empty(self.passage_count, dtype=np.int64)
+        for number, (segment, offset) in enumerate(zip(self.segments, offsets, strict=True)):
+            counts = segment.title_passage_counts
+            if counts is None:
+                raise IndexCorruptError(f"{segment.folder} was opened without its titles.")
+            start = self.passage_offsets[number]
+            title_of_row[start:start + segment.passage_count] = np.repeat(np.arange(len(counts)) + offset, counts)
+            for doc_id in self.refs[number].hidden:
+                info = segment.document(doc_id)
+                if info is not None and info.passage_count:
+                    live[title_of_row[info.first_row]] = False
+        self.titles = Lexicon([s.titles for s in self.segments], offsets, live)  # type: ignore[misc]
+        self.title_of_row = title_of_row
 
     @classmethod
     def open_current(cls, root: Path, *, searchable: bool = True,
@@ -510,46 +583,31 @@ class StoredIndex:
                     raise
         return cls(current_version(root), searchable=searchable, policy=policy)
 
-    def _load_vectors(self, name: str, dimension: int | None, policy: VectorIndexPolicy | None) -> VectorIndex:
-        index = load_vector_index(self.folder / f"{name}.faiss", policy=policy)
-        if index.ntotal != self.manifest.passages or index.d != dimension:
-            raise IndexCorruptError(
-                f"{name}.faiss holds {index.ntotal} vectors of dimension {index.d}, but the manifest says "
-                f"{self.manifest.passages} of dimension {dimension}"
-            )
-        return index
-
-    def _load_documents(self) -> dict[str, DocumentInfo]:
-        rows = self._db.execute(
-            "SELECT doc_id, title, source, url, published, author, lang, content_hash, passage_count, "
-            "first_row, substr(text, 1, 400), first_sentence_row, sentence_count FROM documents ORDER BY first_row"
-        ).fetchall()
-        return {
-            r[0]: DocumentInfo(
-                doc_id=r[0], title=r[1], source=r[2], url=r[3], published=r[4], author=r[5], lang=r[6],
-                content_hash=r[7], passage_count=r[8], first_row=r[9], opening=opening_lines(r[10]),
-                first_sentence_row=r[11], sentence_count=r[12],
-            )
-            for r in rows
-        }
+    def segment_of(self, doc_id: str) -> tuple[Segment, int, int]:
+        """The segment holding a served document, with that segment's passage and sentence offsets."""
+        number = self.serving_segment(doc_id)
+        if number is None:
+            raise KeyError(doc_id)
+        return self.segments[number], self.passage_offsets[number], self.sentence_offsets[number]
 
     def passages(self, rows: Sequence[int]) -> dict[int, PassageRecord]:
-        if not rows:
+        if not len(rows):
             return {}
-        marks = ",".join("?" * len(rows))
-        with self._lock:
-            found = self._db.execute(  # only "?" marks are formatted in: the rows are bound parameters
-                f'SELECT row, passage_id, doc_id, position, start, "end", text, sentences, first_sentence_row '  # noqa: S608
-                f"FROM passages WHERE row IN ({marks})",
-                [int(r) for r in rows],
-            ).fetchall()
-        return {
-            r[0]: PassageRecord(
-                row=r[0], passage_id=r[1], doc_id=r[2], position=r[3], start=r[4], end=r[5], text=r[6],
-                sentences=tuple(Span(s, e) for s, e in json.loads(r[7])), first_sentence_row=r[8],
-            )
-            for r in found
-        }
+        wanted = np.asarray(rows, dtype=np.int64)
+        part_of = np.searchsorted(np.asarray(self.passage_offsets), wanted, side="right") - 1
+        found: dict[int, PassageRecord] = {}
+        for number in np.unique(part_of):
+            if number < 0:
+                continue
+            offset, sentence_offset = self.passage_offsets[number], self.sentence_offsets[number]
+            local = [int(r) - offset for r in wanted[part_of == number]]
+            for r in self.segments[number].passages(local):
+                found[r[0] + offset] = PassageRecord(
+                    row=r[0] + offset, passage_id=r[1], doc_id=r[2], position=r[3], start=r[4], end=r[5], text=r[6],
+                    sentences=tuple(Span(s, e) for s, e in json.loads(r[7])),
+                    first_sentence_row=r[8] + sentence_offset,
+                )
+        return found
 
     def document_passages(self, doc_id: str) -> list[PassageRecord]:
         first, last = self.doc_rows(doc_id)
@@ -557,47 +615,32 @@ class StoredIndex:
         return [found[row] for row in range(first, last)]
 
     def document_sentences(self, doc_id: str) -> list[SentenceRecord]:
-        info = self.documents[doc_id]
-        with self._lock:
-            found = self._db.execute(
-                'SELECT doc_id, start, "end", tokens FROM sentences WHERE row >= ? AND row < ? ORDER BY row',
-                (info.first_sentence_row, info.first_sentence_row + info.sentence_count),
-            ).fetchall()
-        return [SentenceRecord(*r) for r in found]
-
-    def stored_vectors(self, name: str) -> np.ndarray | None:
-        """Raw vectors, memory-mapped: `dense` / `multilingual` (row i is passage row i) or
-        `dense.sentences` / `multilingual.sentences` (row i is sentence row i).
-
-        None when the file is missing, unreadable or does not match the manifest: a build then
-        embeds the sentences again instead of copying vectors it cannot trust.
-        """
-        dimension = self.manifest.multilingual_dimension if name.startswith("multilingual") else self.manifest.dimension
-        rows = self.manifest.sentences if name.endswith(".sentences") else self.manifest.passages
-        try:
-            vectors = np.load(self.folder / f"{name}.npy", mmap_mode="r")
-        except (OSError, ValueError):
-            return None
-        if vectors.dtype != np.float32 or vectors.shape != (rows, dimension):
-            return None
-        return vectors
+        found = self.locate(doc_id)
+        if found is None:
+            raise KeyError(doc_id)
+        number, info = found
+        return self.segments[number].sentences(info.first_sentence_row - self.sentence_offsets[number],
+                                               info.sentence_count)
 
     def article_text(self, doc_id: str) -> str:
-        with self._lock:
-            row = self._db.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        if row is None:
-            raise KeyError(doc_id)
-        return row[0]
+        return self.segment_of(doc_id)[0].article_text(doc_id)
 
     def doc_rows(self, doc_id: str) -> tuple[int, int]:
         """The [first, last) passage rows of a document: a document's passages are contiguous."""
-        info = self.documents[doc_id]
+        info = self.lookup(doc_id)
+        if info is None:
+            raise KeyError(doc_id)
         return info.first_row, info.first_row + info.passage_count
+
+    def vectors_intact(self) -> bool:
+        """Whether every segment's raw sentence vectors can be read and fit their segment."""
+        names = ["dense.sentences"] + (["multilingual.sentences"] if self.manifest.multilingual_model else [])
+        return all(segment.stored_vectors(name) is not None for segment in self.segments for name in names)
 
     def close(self) -> None:
         """Close SQLite and let builds remove this version (also done when the object is collected)."""
-        if hasattr(self, "_db"):  # not yet there when opening failed early
-            self._db.close()
+        for segment in self.segments:
+            segment.close()
         self._release_version()
 
 

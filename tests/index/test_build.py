@@ -35,7 +35,7 @@ def test_build_then_load_round_trip(seed_settings, seed_engine):
     assert np.allclose(stored.dense_sentences[list(first.sentence_rows)], sentence_vectors, atol=1e-4)
     weights = np.asarray(seed_engine.encoders.dense.count_tokens(texts), dtype=np.float32)
     pooled = (weights[:, None] * sentence_vectors).sum(axis=0)
-    assert np.allclose(stored.dense.reconstruct(0), pooled / np.linalg.norm(pooled), atol=1e-4)
+    assert np.allclose(stored.dense.reconstruct_batch([0])[0], pooled / np.linalg.norm(pooled), atol=1e-4)
     assert manifest.sentences == len(stored.dense_sentences) == len(stored.multilingual_sentences) > manifest.passages
 
 
@@ -122,6 +122,6 @@ def test_vector_index_settings_reach_the_build(seed_settings, encoders, tmp_path
     # efSearch is a query-time setting: a new value applies when the index is next loaded, no rebuild.
     for ef_search in (24, 400):
         deeper = Engine.load(settings.model_copy(update={"hnsw_ef_search": ef_search}), encoders=encoders)
-        assert unwrap(deeper.stored.dense).hnsw.efSearch == ef_search
-        assert unwrap(deeper.stored.multilingual).hnsw.efSearch == ef_search
+        assert unwrap(deeper.stored.dense.parts[0]).hnsw.efSearch == ef_search
+        assert unwrap(deeper.stored.multilingual.parts[0]).hnsw.efSearch == ef_search
         assert deeper.ask("How many civilians were killed?").answered

@@ -163,7 +163,7 @@ def test_a_failed_build_takes_the_article_back_and_a_retry_adds_it(server, libra
     def disk_full(*_args, **_kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("index.store.build.write_version", disk_full)
+    monkeypatch.setattr("index.store.segments.fsync_tree", disk_full)  # writing any segment fails
     with pytest.raises(OSError, match="No space left"):
         add_url(library, f"{base}/a", encoders=encoders)
     assert corpus_files(library) == before
@@ -179,7 +179,7 @@ def test_a_failed_build_puts_back_a_file_it_overwrote(server, library, encoders,
     same_name.write_text("---\ntitle: Written by hand\n---\nA note an editor kept under this name.\n", encoding="utf-8")
     before = corpus_files(library)
     failing_write = lambda *_a, **_k: (_ for _ in ()).throw(OSError(5, "I/O error"))  # noqa: E731
-    monkeypatch.setattr("index.store.build.write_version", failing_write)
+    monkeypatch.setattr("index.store.segments.fsync_tree", failing_write)
     with pytest.raises(OSError, match="I/O error"):
         add_url(library, f"{base}/a", encoders=encoders)
     assert corpus_files(library) == before

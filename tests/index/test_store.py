@@ -29,6 +29,7 @@ from index.store.files import (
     fingerprint,
     write_version,
 )
+from index.store.segments import SEGMENTS_DIR
 from index.store.vectors import VectorIndexPolicy, unwrap
 
 
@@ -82,6 +83,16 @@ def version_names(root: Path) -> list[str]:
     return sorted(p.name for p in (root / VERSIONS_DIR).iterdir())
 
 
+def segment_names(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / SEGMENTS_DIR).iterdir())
+
+
+def current_segment(root: Path) -> Path:
+    """The folder of the current version's only segment (write_version writes one)."""
+    (ref,) = store.read_segment_refs(current_version(root))
+    return root / SEGMENTS_DIR / ref.name
+
+
 # --- Switching versions durably -----------------------------------------------------------------
 
 
@@ -131,9 +142,13 @@ def test_leftovers_of_a_killed_build_are_removed_when_the_next_build_starts(tmp_
     unswitched = versions / "29991231T235959999999-abcdef"
     unswitched.mkdir()
     (unswitched / "store.sqlite").write_bytes(b"")
+    served_segments = segment_names(root)
+    (root / SEGMENTS_DIR / ".tmp-20250101T000000000000-abcdef" / "lexicon").mkdir(parents=True)  # half-written
+    (root / SEGMENTS_DIR / "29991231T235959999999-fedcba").mkdir()  # written, but no version names it
 
     with build_lock(root):
         assert version_names(root) == [served.name]
+        assert segment_names(root) == served_segments
         assert [p.name for p in root.iterdir() if p.name.startswith(f".{CURRENT_FILE}.")] == []
     # Nothing of it stands in the way of the next version, and the served one still opens.
     assert StoredIndex.open_current(root).manifest.passages == 12
@@ -178,13 +193,15 @@ def test_a_version_held_by_a_reader_outlives_later_builds(tmp_path):
         write_version(root, synthetic_content(seed=seed))
     assert first.is_dir()
     assert reader.passages([0, 11])[11].text == "Sentence 2 of document 3 says something."
-    vectors = reader.stored_vectors("dense")  # read lazily, long after opening
+    vectors = reader.segments[0].stored_vectors("dense")  # read lazily, long after opening
     assert vectors is not None and vectors.shape == (12, 8)
-    assert reader.dense.search(np.ascontiguousarray(vectors[:1]), 1)[1][0][0] == 0
+    assert reader.dense.search(vectors[0], 1) == [(0, pytest.approx(1.0))]
+    assert len(segment_names(root)) == 3  # the reader's, the current version's and the one before's
     reader.close()
     latest = write_version(root, synthetic_content(seed=4))
     assert not first.exists()
     assert len(version_names(root)) == 2 and current_version(root) == latest
+    assert len(segment_names(root)) == 2, "a segment no version names any more is removed"
 
 
 def test_a_reader_dropped_without_closing_lets_its_version_go(tmp_path):
@@ -222,19 +239,19 @@ def test_nprobe_and_ef_search_apply_when_an_index_is_opened(tmp_path):
     write_version(ivf_root, content, VectorIndexPolicy(kind="ivf", ivf_nprobe=2))
     for nprobe in (3, 7):
         opened = StoredIndex.open_current(ivf_root, policy=VectorIndexPolicy(ivf_nprobe=nprobe))
-        assert faiss.extract_index_ivf(unwrap(opened.dense)).nprobe == nprobe
-        assert faiss.extract_index_ivf(unwrap(opened.multilingual)).nprobe == nprobe
+        assert faiss.extract_index_ivf(unwrap(opened.dense.parts[0])).nprobe == nprobe
+        assert faiss.extract_index_ivf(unwrap(opened.multilingual.parts[0])).nprobe == nprobe
         opened.close()
     widest = StoredIndex.open_current(ivf_root, policy=VectorIndexPolicy(ivf_nprobe=1000))
-    assert faiss.extract_index_ivf(unwrap(widest.dense)).nprobe == 10  # never more than there are lists
+    assert faiss.extract_index_ivf(unwrap(widest.dense.parts[0])).nprobe == 10  # never more than there are lists
     as_built = StoredIndex.open_current(ivf_root)
-    assert faiss.extract_index_ivf(unwrap(as_built.dense)).nprobe == 2
+    assert faiss.extract_index_ivf(unwrap(as_built.dense.parts[0])).nprobe == 2
 
     hnsw_root = tmp_path / "hnsw"
     write_version(hnsw_root, content, VectorIndexPolicy(kind="hnsw", hnsw_ef_search=50))
     for ef_search in (17, 300):
         opened = StoredIndex.open_current(hnsw_root, policy=VectorIndexPolicy(hnsw_ef_search=ef_search))
-        assert unwrap(opened.dense).hnsw.efSearch == ef_search
+        assert unwrap(opened.dense.parts[0]).hnsw.efSearch == ef_search
         opened.close()
 
 
@@ -299,15 +316,17 @@ def test_a_manifest_from_before_the_backend_was_recorded_still_opens(tmp_path):
 
 def test_a_missing_multilingual_index_is_reported_not_ignored(tmp_path):
     root = tmp_path / "index"
-    (write_version(root, synthetic_content()) / "multilingual.faiss").unlink()
+    write_version(root, synthetic_content())
+    (current_segment(root) / "multilingual.faiss").unlink()
     with pytest.raises(IndexCorruptError, match="multilingual.faiss.*verbatim index build"):
         StoredIndex.open_current(root)
 
 
 def test_vectors_that_do_not_match_the_manifest_are_reported(tmp_path):
     root = tmp_path / "index"
-    folder = write_version(root, synthetic_content())
-    set_manifest(folder, "passages", 13)
+    write_version(root, synthetic_content())
+    with sqlite3.connect(current_segment(root) / "store.sqlite") as db:
+        db.execute("UPDATE segment SET value = 13 WHERE key = 'passages'")
     with pytest.raises(IndexCorruptError, match="dense.faiss holds 12 vectors"):
         StoredIndex.open_current(root)
 
@@ -315,8 +334,8 @@ def test_vectors_that_do_not_match_the_manifest_are_reported(tmp_path):
 @pytest.mark.parametrize("damage", ["missing", "truncated", "wrong shape", "not numpy"])
 def test_raw_vectors_that_cannot_be_trusted_are_not_reused(tmp_path, damage):
     root = tmp_path / "index"
-    folder = write_version(root, synthetic_content())
-    path = folder / "dense.npy"
+    write_version(root, synthetic_content())
+    path = current_segment(root) / "dense.npy"
     if damage == "missing":
         path.unlink()
     elif damage == "truncated":
@@ -326,5 +345,5 @@ def test_raw_vectors_that_cannot_be_trusted_are_not_reused(tmp_path, damage):
     else:
         path.write_bytes(b"garbage" * 50)
     stored = StoredIndex.open_current(root, searchable=False)
-    assert stored.stored_vectors("dense") is None
-    assert stored.stored_vectors("multilingual").shape == (12, 6)
+    assert stored.segments[0].stored_vectors("dense") is None
+    assert stored.segments[0].stored_vectors("multilingual").shape == (12, 6)

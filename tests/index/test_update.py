@@ -192,7 +192,8 @@ def test_a_reader_keeps_its_version_through_later_builds(tmp_path, encoders):
         build_index(settings, encoders=encoders, incremental=True)
     assert held.is_dir() and current_version(settings.index_dir) != held
     assert "families" in reader.ask("How many families returned to Homs?").text
-    assert reader.stored.stored_vectors("dense").shape == (reader.stored.passage_count, 384)  # read lazily
+    first_segment = reader.stored.segments[0]
+    assert first_segment.stored_vectors("dense").shape == (first_segment.passage_count, 384)  # read lazily
     assert reader.article_text("town-000").startswith("Officials in Aleppo")
     reader.stored.close()
     build_index(settings, encoders=encoders, incremental=True)
@@ -221,7 +222,7 @@ def test_an_update_over_damaged_stored_vectors_embeds_again(tmp_path, encoders, 
     corpus = corpus_with(tmp_path, 3)
     settings = make_settings(tmp_path, corpus)
     build_index(settings, encoders=encoders)
-    vectors = current_version(settings.index_dir) / "dense.sentences.npy"
+    vectors = StoredIndex.open_current(settings.index_dir, searchable=False).segments[0].folder / "dense.sentences.npy"
     if damage == "truncated":
         vectors.write_bytes(vectors.read_bytes()[:1000])
     else:
@@ -232,8 +233,8 @@ def test_an_update_over_damaged_stored_vectors_embeds_again(tmp_path, encoders, 
 
 
 def test_an_update_stores_the_same_sentences_and_vectors_as_a_full_build(tmp_path, encoders):
-    # Sentence rows of reused documents are re-based when a document before them changes length, is
-    # removed or added: every row, passage offset and vector must match a build from scratch.
+    # An update adds a segment and hides old copies: every document must read back exactly as from a
+    # build from scratch (its passages, sentences and their vectors), whatever segment holds it.
     corpus = corpus_with(tmp_path, 5)
     settings = make_settings(tmp_path, corpus)
     build_index(settings, encoders=encoders)
@@ -246,15 +247,20 @@ def test_an_update_stores_the_same_sentences_and_vectors_as_a_full_build(tmp_pat
     build_index(fresh, encoders=encoders)
 
     updated, full = StoredIndex.open_current(settings.index_dir), StoredIndex.open_current(fresh.index_dir)
-    assert updated.manifest.sentences == full.manifest.sentences
-    assert {d: (i.first_sentence_row, i.sentence_count, i.first_row, i.passage_count)
-            for d, i in updated.documents.items()} == {
-        d: (i.first_sentence_row, i.sentence_count, i.first_row, i.passage_count) for d, i in full.documents.items()}
-    rows = list(range(full.manifest.passages))
-    assert updated.passages(rows) == full.passages(rows)
+    assert len(updated.segments) == 2 and len(full.segments) == 1
+    assert (updated.manifest.sentences, updated.manifest.passages, updated.manifest.documents) == (
+        full.manifest.sentences, full.manifest.passages, full.manifest.documents)
+    assert updated.manifest.corpus_fingerprint == full.manifest.corpus_fingerprint
+    assert set(updated.documents) == set(full.documents)
     for doc_id in full.documents:
+        mine, theirs = updated.document_passages(doc_id), full.document_passages(doc_id)
+        assert [(p.passage_id, p.start, p.end, p.text, p.sentences) for p in mine] == [
+            (p.passage_id, p.start, p.end, p.text, p.sentences) for p in theirs]
         assert updated.document_sentences(doc_id) == full.document_sentences(doc_id)
-    for name in ("dense", "dense.sentences", "multilingual", "multilingual.sentences"):
-        assert np.allclose(updated.stored_vectors(name), full.stored_vectors(name), atol=1e-5), name
-    for row in rows:
-        assert np.allclose(updated.dense.reconstruct(row), full.dense.reconstruct(row), atol=1e-5)
+        for space in ("dense", "multilingual"):
+            assert np.allclose(getattr(updated, space).reconstruct_batch([p.row for p in mine]),
+                               getattr(full, space).reconstruct_batch([p.row for p in theirs]), atol=1e-5)
+            mine_rows = [r for p in mine for r in p.sentence_rows]
+            theirs_rows = [r for p in theirs for r in p.sentence_rows]
+            assert np.allclose(getattr(updated, f"{space}_sentences")[mine_rows],
+                               getattr(full, f"{space}_sentences")[theirs_rows], atol=1e-5)
