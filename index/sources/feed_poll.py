@@ -11,13 +11,11 @@ so a poll that could not store them fetches them again next time instead of gett
 from __future__ import annotations
 
 import datetime as dt
-import heapq
 import html
 import io
 import logging
 import re
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,8 +28,9 @@ from index.settings import Settings
 from index.sources.corpus import Article, doc_id_from_url, extract_html, load_corpus, save_article
 from index.sources.feeds import AlsoReported, Feed, FeedRegistry, canonical_url, now_utc, open_registry
 from index.sources.fetch import FetchError, Validators, fetch_page
-from index.sources.ingest import fetch_policy, text_key
-from index.store.build import BuildReport, Encoders, ProgressCallback, build_index_locked
+from index.sources.ingest import fetch_policy
+from index.sources.stories import KnownStories
+from index.store.build import BuildReport, Encoders, ProgressCallback, add_articles_locked
 from index.store.files import build_lock
 
 log = logging.getLogger("verbatim.feeds")
@@ -39,8 +38,6 @@ log = logging.getLogger("verbatim.feeds")
 FEED_TYPES = frozenset({"application/rss+xml", "application/atom+xml", "application/rdf+xml",
                         "application/xml", "text/xml", "application/x-rss+xml"})
 HTML_CONTENT = {"text/html", "application/xhtml+xml"}
-SHINGLE_WORDS = 3
-SKETCH_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -265,65 +262,6 @@ def _plain(value: object, detail: object = None) -> str:
 # ---------------------------------------------------------------- storing
 
 
-def shingles(text: str) -> frozenset[str]:
-    """The text's overlapping runs of words, the unit near-identical copies share."""
-    words = re.findall(r"\w+", text.lower())
-    if len(words) < SHINGLE_WORDS:
-        return frozenset(words)
-    return frozenset(" ".join(words[i:i + SHINGLE_WORDS]) for i in range(len(words) - SHINGLE_WORDS + 1))
-
-
-def similarity(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a and b else 0.0
-
-
-def sketch(words: frozenset[str]) -> list[int]:
-    """The SKETCH_SIZE smallest hashes of a text's word runs. Two texts sharing a fraction J of their
-    runs share the smallest hash of their union with probability J, so near-identical texts almost
-    surely share a sketch entry, while unrelated ones almost never do: only texts that share one are
-    compared in full. (Python's hash is salted per process; sketches are never stored.)"""
-    return heapq.nsmallest(SKETCH_SIZE, map(hash, words))
-
-
-class KnownStories:
-    """What the corpus already holds, to tell a new story from another copy of a known one. Only
-    sketches are kept, not every text's word runs, which for a large corpus would not fit in memory."""
-
-    def __init__(self, articles: Sequence[Article], threshold: float) -> None:
-        self.threshold = threshold
-        self.by_url: dict[str, Article] = {}
-        self.by_text: dict[str, Article] = {}
-        self.by_id: dict[str, Article] = {}
-        self.by_sketch: dict[int, list[Article]] = defaultdict(list)
-        for article in articles:
-            self.keep(article)
-
-    def keep(self, article: Article) -> None:
-        if article.url:
-            try:
-                self.by_url.setdefault(canonical_url(article.url), article)
-            except FetchError:
-                pass
-        self.by_text.setdefault(text_key(article.text), article)
-        self.by_id.setdefault(article.doc_id, article)
-        for value in sketch(shingles(article.text)):
-            self.by_sketch[value].append(article)
-
-    def copy_of(self, item: FeedItem) -> tuple[Article, str] | None:
-        article = item.article
-        if item.key in self.by_url:
-            return self.by_url[item.key], "the same address is already in the corpus"
-        if text_key(article.text) in self.by_text:
-            return self.by_text[text_key(article.text)], "the same text is already in the corpus"
-        mine = shingles(article.text)
-        candidates = {id(kept): kept for value in sketch(mine) for kept in self.by_sketch.get(value, ())}
-        best = max(((similarity(mine, shingles(kept.text)), kept) for kept in candidates.values()),
-                   key=lambda pair: pair[0], default=(0.0, None))
-        if best[1] is not None and best[0] >= self.threshold:
-            return best[1], f"near-identical ({best[0]:.0%} of word runs shared) to a story already stored"
-        return None
-
-
 def store_items(settings: Settings, fetches: Sequence[FeedFetch], *, encoders: Encoders | None = None,
                 progress: ProgressCallback | None = None, now: dt.datetime | None = None) -> PollReport:
     """Store the fetched items once each and index the new ones, then record every feed's poll."""
@@ -367,7 +305,7 @@ def _store_new(settings: Settings, registry: FeedRegistry, fetches: Sequence[Fee
         try:
             for fetched, result in zip(fetches, results, strict=True):
                 for item in fetched.items:
-                    copy = corpus.copy_of(item)
+                    copy = corpus.copy_of(item.article, item.key)
                     if copy is not None:
                         kept, reason = copy
                         result.duplicates.append(Duplicate(item.article, kept, reason))
@@ -384,7 +322,11 @@ def _store_new(settings: Settings, registry: FeedRegistry, fetches: Sequence[Fee
                     corpus.keep(article)
                     result.added.append(article)
                     seen.append((item.feed_url, item.key, article.doc_id))
-            build = (build_index_locked(settings, encoders=encoders, progress=progress, incremental=True)
+            # Only the new articles are indexed (one small segment), read back as saved so the index holds
+            # exactly what the corpus does.
+            build = (add_articles_locked(settings, load_corpus([path for path, _ in saved],
+                                                               max_article_chars=settings.max_article_chars).articles,
+                                         encoders=encoders, progress=progress)
                      if saved else None)
         except BaseException:
             for path, replaced in reversed(saved):  # all or nothing: the corpus never holds unindexed articles

@@ -7,14 +7,15 @@ taken back if the build fails, so the corpus never holds an article the index do
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from index.settings import Settings
 from index.sources.corpus import Article, doc_id_from_url, extract_html, load_corpus, save_article
-from index.sources.fetch import FetchError, FetchPolicy, fetch_page, normalise_url
+from index.sources.feeds import canonical_url
+from index.sources.fetch import FetchPolicy, fetch_page, normalise_url
+from index.sources.stories import KnownStories
 from index.store.build import BuildReport, Encoders, ProgressCallback, add_articles_locked
 from index.store.files import build_lock
 
@@ -37,11 +38,6 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
     )
 
 
-def text_key(text: str) -> str:
-    """Two copies of an article count as the same text whatever their spacing and case."""
-    return hashlib.sha256(" ".join(text.split()).lower().encode("utf-8")).hexdigest()
-
-
 def add_url(
     settings: Settings,
     url: str,
@@ -56,19 +52,18 @@ def add_url(
     with build_lock(settings.index_dir):
         existing = (load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars).articles
                     if settings.corpus_dir.exists() else [])
-        by_url = {known: a for a in existing if (known := _known_address(a.url))}
-        if address in by_url:
-            return IngestReport("duplicate", by_url[address], reason="this address is already in the corpus")
+        known = KnownStories(existing, settings.feed_duplicate_similarity)
+        stored = known.at_address(canonical_url(address))
+        if stored is not None:
+            return IngestReport("duplicate", stored, reason="this address is already in the corpus")
 
         page = fetch_page(address, fetch_policy(settings))
-        if page.url != address and page.url in by_url:
-            return IngestReport("duplicate", by_url[page.url],
-                                reason="it redirects to an address already in the corpus")
+        if page.url != address and (stored := known.at_address(canonical_url(page.url))) is not None:
+            return IngestReport("duplicate", stored, reason="it redirects to an address already in the corpus")
         article = extract_html(page.html, url=address, doc_id=doc_id_from_url(address), origin=address)
-        by_text = {text_key(a.text): a for a in existing}
-        if text_key(article.text) in by_text:
-            return IngestReport("duplicate", by_text[text_key(article.text)],
-                                reason="the same text is already in the corpus")
+        copy = known.copy_of(article, canonical_url(address))
+        if copy is not None:
+            return IngestReport("duplicate", copy[0], reason=copy[1])
 
         target = settings.corpus_dir / f"{article.doc_id}.md"
         replaced = target.read_bytes() if target.is_file() else None
@@ -82,16 +77,6 @@ def add_url(
             _take_back(path, replaced)
             raise
     return IngestReport("added", article, path=path, build=build)
-
-
-def _known_address(url: str | None) -> str | None:
-    """A corpus article's address in the form `add` compares, or None if it has no usable one."""
-    if not url or not url.startswith(("http://", "https://")):
-        return None
-    try:
-        return normalise_url(url)
-    except FetchError:
-        return None
 
 
 def _take_back(path: Path, replaced: bytes | None) -> None:

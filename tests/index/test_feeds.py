@@ -12,8 +12,9 @@ import pytest
 from index.engine import Engine, LiveEngine
 from index.errors import ReindexInProgressError
 from index.sources.corpus import Article, doc_id_from_url, load_corpus, read_markdown
-from index.sources.feed_poll import FeedItem, KnownStories, poll_feeds, shingles, similarity
+from index.sources.feed_poll import poll_feeds
 from index.sources.feeds import FeedError, backoff_minutes, canonical_url, open_registry
+from index.sources.stories import KnownStories, shingles, similarity
 from index.store.build import build_index
 from index.store.files import build_lock
 from tests.conftest import SEED_ARTICLE, make_settings
@@ -96,15 +97,15 @@ def test_copies_are_found_among_many_stories_by_their_sketches():
                for n in range(300)]
     corpus = KnownStories(stories, threshold=0.8)
     for n in (0, 123, 299):
-        wire = FeedItem("feed", f"https://gazette.example/wire/{n}", replace(
-            stories[n], doc_id="w", url=None, text=stories[n].text + " Reporting by the Fen wire desk."))
-        kept, reason = corpus.copy_of(wire)
+        wire = replace(stories[n], doc_id="w", url=None, text=stories[n].text + " Reporting by the Fen wire desk.")
+        kept, reason = corpus.copy_of(wire, f"https://gazette.example/wire/{n}")
         assert kept.doc_id == f"s{n}" and reason.startswith("near-identical")
-    other = FeedItem("feed", "https://gazette.example/other", replace(
-        stories[5], doc_id="o", url=None, text="The Oldwick ferry timetable changes on Monday, the port office said."))
-    assert corpus.copy_of(other) is None
-    moved = FeedItem("feed", "https://courier.example/notices/7", replace(stories[9], doc_id="m", text="Other words."))
-    assert corpus.copy_of(moved)[0].doc_id == "s7"  # the same address, whatever the text
+    other = replace(stories[5], doc_id="o", url=None,
+                    text="The Oldwick ferry timetable changes on Monday, the port office said.")
+    assert corpus.copy_of(other, "https://gazette.example/other") is None
+    moved = replace(stories[9], doc_id="m", text="Other words.")
+    # The same address, whatever the text.
+    assert corpus.copy_of(moved, "https://courier.example/notices/7")[0].doc_id == "s7"
 
 
 def test_add_poll_and_remove_a_feed(site, newsroom, encoders):

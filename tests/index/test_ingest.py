@@ -79,6 +79,23 @@ def test_the_same_url_or_text_twice_is_a_duplicate(server, library, encoders):
     assert sorted(library.corpus_dir.iterdir()) == files
 
 
+def test_add_knows_a_story_by_its_address_without_tracking_and_by_a_near_identical_copy(server, library, encoders):
+    # The same rules as feed polls (index/sources/stories.py): a shared link with tracking parameters,
+    # and another outlet's wire copy with a credit line added, are the story already stored.
+    _, base = server
+    Pages.routes["/a"] = html(ARTICLE_HTML)
+    Pages.routes["/wire"] = html(ARTICLE_HTML.replace(
+        "the dam was closed.</p>", "the dam was closed.</p><p>Reporting by the Fen wire desk.</p>"))
+    first = add_url(library, f"{base}/a", encoders=encoders)
+    files = sorted(library.corpus_dir.iterdir())
+    tracked = add_url(library, f"{base}/a?utm_source=share&fbclid=x", encoders=encoders)
+    wire = add_url(library, f"{base}/wire", encoders=encoders)
+    assert tracked.status == "duplicate" and "address" in tracked.reason
+    assert wire.status == "duplicate" and wire.reason.startswith("near-identical")
+    assert wire.article.doc_id == first.article.doc_id
+    assert sorted(library.corpus_dir.iterdir()) == files
+
+
 @pytest.mark.parametrize(
     "route, message",
     [
