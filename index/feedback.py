@@ -13,13 +13,13 @@ import json
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from index.errors import VerbatimError
+from index.state import transaction
 
 Vote = Literal["up", "down"]
 VOTES: tuple[Vote, ...] = ("up", "down")
@@ -115,20 +115,6 @@ class FeedbackSummary:
     down: int
     answers_rated: int
     latest_reasons: list[tuple[str, str, str]]  # (voted_at, question, reason), newest first
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection, lock: threading.Lock) -> Iterator[sqlite3.Connection]:
-    """One write transaction (the connection autocommits otherwise); the lock keeps threads sharing the
-    connection from interleaving their statements."""
-    with lock:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
 
 def _now() -> datetime:

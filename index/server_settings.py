@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from index.errors import VerbatimError
-from index.feedback import transaction
 from index.settings import Settings
-from index.state import connect_state
+from index.state import connect_state, transaction
 
 Visibility = Literal["public", "ephemeral"]
 VISIBILITIES: tuple[Visibility, ...] = ("public", "ephemeral")

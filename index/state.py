@@ -7,6 +7,9 @@ The index is rebuilt and swapped; this file is not. Each feature creates its own
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 STATE_FILE = "verbatim.sqlite3"
@@ -26,3 +29,17 @@ def connect_state(data_dir: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, lock: threading.Lock | None = None) -> Iterator[sqlite3.Connection]:
+    """One write transaction (connections from `connect_state` autocommit otherwise). `lock`, when
+    threads share the connection, keeps their statements from interleaving."""
+    with lock or nullcontext():
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")

@@ -30,6 +30,7 @@ from index.sources.feeds import AlsoReported, Feed, FeedRegistry, canonical_url,
 from index.sources.fetch import FetchError, Validators, fetch_page
 from index.sources.ingest import fetch_policy
 from index.sources.stories import KnownStories
+from index.state import transaction
 from index.store.build import BuildReport, Encoders, ProgressCallback, add_articles_locked
 from index.store.files import build_lock
 
@@ -282,7 +283,7 @@ def store_items(settings: Settings, fetches: Sequence[FeedFetch], *, encoders: E
                         registry.record_failure(fetched.feed, f"its new items could not be stored: {error}",
                                                 max_backoff_minutes=settings.feed_max_backoff_minutes, now=moment)
                 raise
-        with registry.transaction():
+        with transaction(registry.conn):
             for fetched, result in zip(fetches, results, strict=True):
                 if fetched.error is None:
                     # With items left over or to retry, the next poll must not be answered "not modified".
@@ -337,7 +338,7 @@ def _store_new(settings: Settings, registry: FeedRegistry, fetches: Sequence[Fee
             for result in results:
                 result.added.clear()
             raise
-        with registry.transaction():
+        with transaction(registry.conn):
             for feed_url, key, doc_id in seen:
                 registry.mark_seen(feed_url, key, doc_id, moment)
             for report, feed_url in also:

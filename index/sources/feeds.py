@@ -258,16 +258,6 @@ class FeedRegistry:
                 found[doc_id] = reports
         return found
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
 
 @contextmanager
 def open_registry(data_dir: Path) -> Iterator[FeedRegistry]:
