@@ -190,10 +190,12 @@ def _build(
         IndexContent(
             manifest=_manifest(settings, encoders, max_tokens, corpus.articles, len(indexed.passages),
                                len(indexed.sentences), started),
-            articles=corpus.articles, passages=indexed.passages, sentences=indexed.sentences,
-            dense=indexed.dense, multilingual=indexed.multilingual, dense_sentences=indexed.dense_sentences,
-            multilingual_sentences=indexed.multilingual_sentences,
-            bm25_terms=[analyse(p.text) for p in indexed.passages],
+            segment=SegmentContent(
+                articles=corpus.articles, passages=indexed.passages, sentences=indexed.sentences,
+                dense=indexed.dense, multilingual=indexed.multilingual, dense_sentences=indexed.dense_sentences,
+                multilingual_sentences=indexed.multilingual_sentences,
+                postings=Postings.from_terms([analyse(p.text) for p in indexed.passages]),
+            ),
         ),
         VectorIndexPolicy.from_settings(settings),
     )

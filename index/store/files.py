@@ -45,13 +45,12 @@ from index.errors import (
     ReindexInProgressError,
 )
 from index.sources.corpus import Article
-from index.sources.passages import Passage, Span
+from index.sources.passages import Span
 from index.store.segments import (
     SEGMENTS_DIR,
     DocumentInfo,
     Lexicon,
     PassageRecord,
-    Postings,
     Segment,
     SegmentContent,
     SegmentedVectors,
@@ -155,17 +154,10 @@ def _has_type(value: object, hint: object) -> bool:
 
 @dataclass(frozen=True)
 class IndexContent:
-    """Everything a version holds, ready to be written."""
+    """A whole new version: its manifest and the one segment that holds everything."""
 
     manifest: Manifest
-    articles: Sequence[Article]
-    passages: Sequence[Passage]  # grouped by document, in the order of `articles`
-    sentences: Sequence[SentenceRecord]  # grouped by document, in the order of `articles`
-    dense: np.ndarray  # one row per passage
-    multilingual: np.ndarray | None
-    dense_sentences: np.ndarray  # one row per sentence
-    multilingual_sentences: np.ndarray | None
-    bm25_terms: Sequence[list[str]]
+    segment: SegmentContent
 
 
 def fingerprint(articles: Sequence[Article]) -> str:
@@ -197,11 +189,7 @@ class SegmentRef:
 
 def write_version(root: Path, content: IndexContent, policy: VectorIndexPolicy | None = None) -> Path:
     """Write `content` as one new segment and a version made of it alone, and make that current."""
-    name, dense = write_segment(root, SegmentContent(
-        articles=content.articles, passages=content.passages, sentences=content.sentences, dense=content.dense,
-        multilingual=content.multilingual, dense_sentences=content.dense_sentences,
-        multilingual_sentences=content.multilingual_sentences, postings=Postings.from_terms(content.bm25_terms),
-    ), policy)
+    name, dense = write_segment(root, content.segment, policy)
     manifest = replace(content.manifest, vector_index=describe_vector_index(dense), segments=1)
     return commit_version(root, manifest, [SegmentRef(name)])
 

@@ -29,7 +29,7 @@ from index.store.files import (
     fingerprint,
     write_version,
 )
-from index.store.segments import SEGMENTS_DIR
+from index.store.segments import SEGMENTS_DIR, Postings, SegmentContent
 from index.store.vectors import VectorIndexPolicy, unwrap
 
 
@@ -64,9 +64,10 @@ def synthetic_content(documents: int = 4, per_document: int = 3, dimension: int 
     # One sentence a passage: a passage's vector is its sentence's.
     dense = unit(dimension)
     multilingual = unit(multilingual_dimension) if multilingual_dimension else None
-    return IndexContent(manifest=manifest, articles=articles, passages=passages, sentences=sentence_records,
-                        dense=dense, multilingual=multilingual, dense_sentences=dense,
-                        multilingual_sentences=multilingual, bm25_terms=[p.text.lower().split() for p in passages])
+    return IndexContent(manifest=manifest, segment=SegmentContent(
+        articles=articles, passages=passages, sentences=sentence_records, dense=dense, multilingual=multilingual,
+        dense_sentences=dense, multilingual_sentences=multilingual,
+        postings=Postings.from_terms([p.text.lower().split() for p in passages])))
 
 
 def set_manifest(folder: Path, key: str, value: object) -> None:
