@@ -13,15 +13,12 @@ from index.engine import Engine, LiveEngine
 from index.sources.feeds import FeedError, open_registry
 from index.store.build import build_index
 from tests.bot.conftest import bot_settings, embed_text
-from tests.index.feed_support import FeedSite, paragraphs, rss, serve_outlets, xml
-from tests.index.web_support import serving
+from tests.index.feed_support import FeedSite, outlets_site, paragraphs, rss, xml
 
 
 @pytest.fixture
 def site():
-    with serving(FeedSite) as httpd:
-        base = f"http://127.0.0.1:{httpd.server_address[1]}"
-        serve_outlets(base)
+    with outlets_site() as base:
         yield base
 
 

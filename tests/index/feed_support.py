@@ -7,11 +7,13 @@ Courier's ferry story.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.utils import formatdate
 from html import escape
 from urllib.parse import urlsplit
 
-from tests.index.web_support import Pages
+from tests.index.web_support import Pages, serving
 
 FERRY_TEXT = (
     "The river ferry between Marrowby and Kestrel Point resumed service on Friday after a week of storms, "
@@ -149,3 +151,12 @@ def serve_outlets(base: str) -> None:
         "Eastfen approves harbour-to-hospital bus route", "Eastfen Gazette", BUS_TEXT, "2025-03-04T08:00:00Z"))
     FeedSite.routes["/courier/library-reopens"] = html_page(page(
         "Marrowby library reopens after flood repairs", "Marrowby Courier", LIBRARY_TEXT, "2025-03-02T18:30:00Z"))
+
+
+@contextmanager
+def outlets_site() -> Iterator[str]:
+    """A loopback FeedSite serving the invented outlets; yields its base address."""
+    with serving(FeedSite) as httpd:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        serve_outlets(base)
+        yield base

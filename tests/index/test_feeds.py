@@ -23,13 +23,12 @@ from tests.index.feed_support import (
     FeedSite,
     courier_items,
     html_page,
+    outlets_site,
     page,
     rss,
-    serve_outlets,
     xml,
 )
 from tests.index.test_cli import run
-from tests.index.web_support import serving
 
 LOOPBACK = {"FETCH_ALLOWED_NETWORKS": "127.0.0.1/32"}
 START = dt.datetime(2025, 3, 4, 12, 0, tzinfo=dt.UTC)
@@ -37,9 +36,7 @@ START = dt.datetime(2025, 3, 4, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def site():
-    with serving(FeedSite) as httpd:
-        base = f"http://127.0.0.1:{httpd.server_address[1]}"
-        serve_outlets(base)
+    with outlets_site() as base:
         yield base
 
 
