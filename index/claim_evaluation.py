@@ -13,7 +13,6 @@ questions by id hash, index/answers/training.py); the report gives the other par
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from index.answers.claims import ClaimCandidate, ClaimThresholds, Mismatch, Verdict, judge
 from index.answers.training import is_dev
 from index.errors import VerbatimError
+from index.evaluation import jsonl_records
 
 if TYPE_CHECKING:
     from index.engine import Engine
@@ -49,29 +49,18 @@ class CollectedClaim:
 
 def load_claims(path: Path) -> list[LabelledClaim]:
     claims: list[LabelledClaim] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise VerbatimError(f"{path}: cannot read the claims ({error}); give a UTF-8 JSON Lines file.") from error
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise VerbatimError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-        labels = record.get("labels") if isinstance(record, dict) else None
-        claim = record.get("question") if isinstance(record, dict) else None
+    for where, record in jsonl_records(path, "claims"):
+        labels = record.get("labels")
+        claim = record.get("question")
         if not isinstance(claim, str) or not claim.strip() or not isinstance(labels, dict):
-            raise VerbatimError(f"{path}:{number}: a claim line needs `question` (the claim) and `labels` "
+            raise VerbatimError(f"{where}: a claim line needs `question` (the claim) and `labels` "
                                 "(an object of doc id → SUPPORT or CONTRADICT, empty when neither)")
         values = set(labels.values())
         if not values <= {"SUPPORT", "CONTRADICT"} or len(values) > 1:
-            raise VerbatimError(f"{path}:{number}: `labels` must all be SUPPORT or all CONTRADICT")
-        claims.append(LabelledClaim(str(record.get("id") or number), claim, values.pop() if values else "NONE",
+            raise VerbatimError(f"{where}: `labels` must all be SUPPORT or all CONTRADICT")
+        claims.append(LabelledClaim(str(record.get("id") or where.rsplit(":", 1)[1]), claim,
+                                    values.pop() if values else "NONE",
                                     tuple(str(e) for e in record.get("evidence") or ())))
-    if not claims:
-        raise VerbatimError(f"{path}: no claims in it")
     return claims
 
 

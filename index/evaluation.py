@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from index.errors import VerbatimError
 
@@ -91,15 +92,17 @@ def as_off_topic(question: EvalQuestion) -> EvalQuestion:
     return EvalQuestion(id=question.id, question=question.question, answerable=False)
 
 
-def load_questions(path: Path) -> list[EvalQuestion]:
-    questions: list[EvalQuestion] = []
+def jsonl_records(path: Path, what: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each non-blank line of a JSON Lines file of `what` ("questions", "claims") as (where, object),
+    where is `path:line` for messages; a file that cannot be read or a bad line says which and why."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise VerbatimError(f"{path}: cannot read the questions ({error.strerror or error})") from error
+        raise VerbatimError(f"{path}: cannot read the {what} ({error.strerror or error})") from error
     except UnicodeDecodeError as error:
         raise VerbatimError(f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at byte "
                             f"{error.start}); save it as UTF-8") from error
+    records: list[tuple[str, dict[str, Any]]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -109,10 +112,14 @@ def load_questions(path: Path) -> list[EvalQuestion]:
             raise VerbatimError(f"{path}:{number}: not valid JSON ({error.msg})") from error
         if not isinstance(record, dict):
             raise VerbatimError(f"{path}:{number}: expected an object per line")
-        questions.append(parse_question(record, f"{path}:{number}"))
-    if not questions:
-        raise VerbatimError(f"{path}: no questions in it")
-    return questions
+        records.append((f"{path}:{number}", record))
+    if not records:
+        raise VerbatimError(f"{path}: no {what} in it")
+    return records
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    return [parse_question(record, where) for where, record in jsonl_records(path, "questions")]
 
 
 # ---------------------------------------------------------------- retrieval metrics
