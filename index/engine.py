@@ -33,7 +33,9 @@ from index.retrieval.search import Hit, Retrieval, Searcher
 from index.retrieval.statement import read_statement
 from index.settings import Settings
 from index.store.build import BuildReport, Encoders, ProgressCallback, build_index
-from index.store.files import DocumentInfo, StoredIndex
+from index.store.files import StoredIndex
+from index.store.interface import IndexVersion
+from index.store.segments import DocumentInfo
 from index.store.vectors import VectorIndexPolicy
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
@@ -138,7 +140,7 @@ def check_doc_id(doc_id: object) -> None:
 class Engine:
     """One loaded index version with its models. Read-only, so worker threads can share it."""
 
-    def __init__(self, settings: Settings, stored: StoredIndex, encoders: Encoders,
+    def __init__(self, settings: Settings, stored: IndexVersion, encoders: Encoders,
                  policy: AnswerPolicy | None = None) -> None:
         self.settings = settings
         self.stored = stored
@@ -275,7 +277,7 @@ class Engine:
     def info(self) -> IndexInfo:
         m = self.stored.manifest
         return IndexInfo(m.model, m.dimension, m.multilingual_model, m.documents, m.passages, m.built_at,
-                         __version__, str(self.stored.folder))
+                         __version__, self.stored.location)
 
     def _check_doc(self, doc_id: str | None) -> None:
         if doc_id is not None and self.stored.lookup(doc_id) is None:

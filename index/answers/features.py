@@ -216,8 +216,9 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
     if not rows:
         return []
     order = np.argsort(rows)
-    matrix = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
-    matrix[order] = vectors[np.asarray(rows)[order]]
+    fetched = np.asarray(vectors[np.asarray(rows)[order]], dtype=np.float32)  # stores read rows in order
+    matrix = np.empty_like(fetched)
+    matrix[order] = fetched
     semantic = matrix @ retrieval.query_vector
     if retrieval.own_vector is not None:
         # A follow-up asks something new: its own words decide the sentence, the earlier question only helps.

@@ -14,11 +14,9 @@ from index.retrieval.question import ParsedQuestion
 from index.retrieval.time_words import iso_day
 from index.settings import Settings, reranker_name
 from index.store.build import Encoders
-from index.store.files import DocumentInfo, PassageRecord, StoredIndex
+from index.store.interface import IndexVersion, Ranking, RowFilter, RowVectors, Space
 from index.store.lexical import analyse
-from index.store.segments import Lexicon, SegmentedVectors, StackedRows
-
-Ranking = list[tuple[int, float]]  # (passage row, score), best first
+from index.store.segments import DocumentInfo, PassageRecord
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class Retrieval:
     question: ParsedQuestion
     hits: list[Hit]
     query_vector: np.ndarray | None  # of the retrieval text (a follow-up with its earlier question)
-    sentence_vectors: StackedRows | np.ndarray | None = None  # the stored sentence vectors of that same space
+    sentence_vectors: RowVectors | np.ndarray | None = None  # the stored sentence vectors of that same space
     own_vector: np.ndarray | None = None  # a follow-up's own words alone, in that space
     context_vector: np.ndarray | None = None  # the earlier question alone, in that space
     note: str | None = None  # what the reader should know about what was found (no source in the time asked)
@@ -112,39 +110,34 @@ class EmbeddingSpace:
     """One embedding model with what the index stores in its space."""
 
     encoder: Encoder
-    index: SegmentedVectors  # passages
-    sentence_vectors: StackedRows | None  # memory-mapped, row i is sentence row i
+    name: Space  # the store's passage and sentence vectors of this model
+    sentence_vectors: RowVectors | None  # row i is sentence row i
 
 
 class Searcher:
-    def __init__(self, stored: StoredIndex, encoders: Encoders, settings: Settings) -> None:
-        if stored.dense is None or stored.lexicon is None:
-            raise ValueError(f"The index in {stored.folder} was opened with searchable=False; "
-                             "open it searchable to search it.")
+    def __init__(self, stored: IndexVersion, encoders: Encoders, settings: Settings) -> None:
         self.stored = stored
         self.encoders = encoders
         self.settings = settings
-        self._dense_space = EmbeddingSpace(encoders.dense, stored.dense, stored.dense_sentences)
+        self._dense_space = EmbeddingSpace(encoders.dense, "dense", stored.sentence_vectors("dense"))
         self._multilingual_space = (
-            EmbeddingSpace(encoders.multilingual, stored.multilingual, stored.multilingual_sentences)
-            if encoders.multilingual is not None and stored.multilingual is not None else None
+            EmbeddingSpace(encoders.multilingual, "multilingual", stored.sentence_vectors("multilingual"))
+            if encoders.multilingual is not None and stored.has_space("multilingual") else None
         )
-        self._lexicon: Lexicon = stored.lexicon
         self._doc_of_row: list[str] | None = None
         self._row_days: np.ndarray | None = None
-        self._titles = TitleIndex(stored)
 
     def idf(self, term: str) -> float:
         """Inverse document frequency of an analysed term over passages (unseen terms score highest)."""
-        return self._lexicon.idf(self._lexicon.document_frequency(term))
+        return self.stored.idf(self.stored.document_frequency(term))
 
     def known(self, term: str) -> bool:
-        return self._lexicon.document_frequency(term) > 0
+        return self.stored.document_frequency(term) > 0
 
     @property
     def unseen_idf(self) -> float:
         """The idf of a term no passage uses: the highest there is."""
-        return self._lexicon.idf(0)
+        return self.stored.idf(0)
 
     @property
     def reranker(self) -> Reranker | None:
@@ -157,7 +150,7 @@ class Searcher:
         settings = self.settings
         query = question.retrieval_text
         english = question.english
-        rows: tuple[int, int] | np.ndarray | None = self.stored.doc_rows(doc_id) if doc_id else None
+        rows: RowFilter = self.stored.doc_rows(doc_id) if doc_id else None
         if allowed_doc_ids is not None:
             rows = self._allowed_rows(allowed_doc_ids & {doc_id} if doc_id else allowed_doc_ids)
         pool = max(settings.candidate_pool, k)
@@ -173,15 +166,15 @@ class Searcher:
 
         if settings.retrieval in {"hybrid", "dense"}:
             if space is self._dense_space:
-                rankings.append(_faiss_search(space.index, query_vector, pool, rows))
+                rankings.append(self.stored.nearest(space.name, query_vector, pool, rows))
                 weights.append(settings.dense_weight)
             # The multilingual model may also join in for English questions as a further list.
             if multilingual is not None and (not english or settings.multilingual_for_english):
                 vector = query_vector if space is multilingual else multilingual.encoder.encode_queries([query])[0]
-                rankings.append(_faiss_search(multilingual.index, vector, pool, rows))
+                rankings.append(self.stored.nearest(multilingual.name, vector, pool, rows))
                 weights.append(settings.multilingual_weight)
         if settings.retrieval in {"hybrid", "bm25"}:
-            rankings.append(self._bm25_search(question.retrieval_terms, pool, rows))
+            rankings.append(self.stored.lexical(question.retrieval_terms, pool, rows, settings.title_weight))
             weights.append(settings.bm25_weight)
 
         if len(rankings) == 1:
@@ -193,7 +186,7 @@ class Searcher:
         if settings.doc_aggregation == "sum":
             fused = aggregate_documents(fused, self._doc_rows_map(), "sum")
         fused, note = by_time(fused, question.time, self._days_of_rows(), settings.recency_weight)
-        hits = self._hits(fused, k, query, space.index, query_vector)
+        hits = self._hits(fused, k, query, space.name, query_vector)
         own_vector = context_vector = None
         if question.context:
             own_text = question.topic_text or question.text
@@ -233,24 +226,7 @@ class Searcher:
             self._doc_of_row = doc_of
         return self._doc_of_row
 
-    def _bm25_search(self, terms: list[str], pool: int, rows: tuple[int, int] | np.ndarray | None) -> Ranking:
-        scores = self._lexicon.scores(terms, self.stored.passage_count)
-        if self.settings.title_weight > 0:
-            # Titles name what a whole article is about; their matches count for every passage of it.
-            title_scores = self._titles.scores(terms)
-            if title_scores is not None:
-                scores = scores + self.settings.title_weight * title_scores
-        if rows is not None:
-            mask = np.zeros_like(scores)
-            if isinstance(rows, tuple):
-                mask[rows[0]:rows[1]] = 1
-            else:
-                mask[rows] = 1
-            scores = scores * mask
-        return top_rows(scores, pool)
-
-    def _hits(self, fused: Ranking, k: int, query: str, semantic_index: SegmentedVectors | None,
-              query_vector: np.ndarray | None) -> list[Hit]:
+    def _hits(self, fused: Ranking, k: int, query: str, space: Space, query_vector: np.ndarray) -> list[Hit]:
         reranker = self.reranker
         # Fetch spares: near-identical passages (one story filed twice, or overlapping windows that say
         # the same) are collapsed into the first, and a reranker needs candidates to choose from.
@@ -262,7 +238,7 @@ class Searcher:
             scores = reranker.score(query, [records[row].text for row, _ in ranked])
             ranked = sorted(((row, float(s)) for (row, _), s in zip(ranked, scores, strict=True)),
                             key=lambda item: -item[1])
-        similarity = _similarities(semantic_index, query_vector, [row for row, _ in ranked])
+        similarity = self._similarities(space, query_vector, [row for row, _ in ranked])
         hits: list[Hit] = []
         kept_terms: list[frozenset[str]] = []
         for row, score in ranked:
@@ -279,33 +255,12 @@ class Searcher:
                 break
         return hits
 
-
-def top_rows(scores: np.ndarray, count: int) -> Ranking:
-    """The `count` best-scoring rows with a score above zero, best first; ties go to the earlier row."""
-    count = min(count, int(np.count_nonzero(scores > 0)))
-    if count == 0:
-        return []
-    top = np.argpartition(-scores, count - 1)[:count]
-    top = top[np.lexsort((top, -scores[top]))]
-    return [(int(row), float(scores[row])) for row in top]
-
-
-class TitleIndex:
-    """BM25 over article titles (analysed when indexed), spread over each article's passages."""
-
-    def __init__(self, stored: StoredIndex) -> None:
-        if stored.titles is None or stored.title_of_row is None:
-            raise ValueError(f"The index in {stored.folder} was opened with searchable=False.")
-        self._titles = stored.titles
-        self._title_of_row = stored.title_of_row
-        self._size = int(stored.title_of_row.max(initial=-1)) + 1
-
-    def scores(self, terms: list[str]) -> np.ndarray | None:
-        """Each passage's title score for `terms`, or None when no title shares a word with them."""
-        by_title = self._titles.scores(terms, self._size)
-        if not by_title.any():
-            return None
-        return by_title[self._title_of_row]
+    def _similarities(self, space: Space, vector: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
+        """Exact cosine similarity of each row to the question, when the store keeps passage vectors."""
+        stored = self.stored.passage_vectors(space, np.asarray(rows, dtype=np.int64)) if rows else None
+        if stored is None:
+            return {}
+        return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32), strict=True)}
 
 
 class Reranker:
@@ -346,20 +301,3 @@ def load_reranker(name: str) -> Reranker:
         if name not in _RERANKERS:
             _RERANKERS[name] = Reranker(name)
         return _RERANKERS[name]
-
-
-def _similarities(index: SegmentedVectors | None, vector: np.ndarray | None,
-                  rows: Sequence[int]) -> dict[int, float]:
-    """Exact cosine similarity of each row to the question (flat indexes keep their vectors)."""
-    if index is None or vector is None or not rows:
-        return {}
-    try:
-        stored = index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
-    except RuntimeError:  # an index type that does not keep its vectors: no similarity then
-        return {}
-    return {row: float(sim) for row, sim in zip(rows, stored @ vector.astype(np.float32), strict=True)}
-
-
-def _faiss_search(index: SegmentedVectors, vector: np.ndarray, k: int,
-                  rows: tuple[int, int] | np.ndarray | None) -> Ranking:
-    return index.search(vector, min(k, index.ntotal), rows) if k > 0 else []

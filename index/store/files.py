@@ -46,6 +46,7 @@ from index.errors import (
 )
 from index.sources.corpus import Article
 from index.sources.passages import Span
+from index.store.interface import Ranking, RowFilter, Space
 from index.store.segments import (
     SEGMENTS_DIR,
     DocumentInfo,
@@ -60,6 +61,7 @@ from index.store.segments import (
     fsync_tree,
     new_name,
     segment_folders,
+    top_rows,
     write_segment,
 )
 from index.store.vectors import VectorIndexPolicy, describe_vector_index
@@ -619,6 +621,71 @@ class StoredIndex:
         if info is None:
             raise KeyError(doc_id)
         return info.first_row, info.first_row + info.passage_count
+
+    # --- Search (the `IndexVersion` interface, index/store/interface.py) ---------------------------
+
+    @property
+    def version(self) -> str:
+        return self.folder.name
+
+    @property
+    def location(self) -> str:
+        return str(self.folder)
+
+    def has_space(self, space: Space) -> bool:
+        return self._space(space) is not None
+
+    def _space(self, space: Space) -> SegmentedVectors | None:
+        if self.dense is None:
+            raise ValueError(f"The index in {self.folder} was opened with searchable=False; "
+                             "open it searchable to search it.")
+        return self.dense if space == "dense" else self.multilingual
+
+    def nearest(self, space: Space, vector: np.ndarray, k: int, rows: RowFilter = None) -> Ranking:
+        index = self._space(space)
+        if index is None or k <= 0:
+            return []
+        return index.search(vector, min(k, index.ntotal), rows)
+
+    def passage_vectors(self, space: Space, rows: np.ndarray) -> np.ndarray | None:
+        index = self._space(space)
+        if index is None:
+            return None
+        try:
+            return index.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+        except RuntimeError:  # an index type that does not keep its vectors
+            return None
+
+    def sentence_vectors(self, space: Space) -> StackedRows | None:
+        return self.dense_sentences if space == "dense" else self.multilingual_sentences
+
+    def document_frequency(self, term: str) -> int:
+        return self._searchable_lexicon().document_frequency(term)
+
+    def idf(self, frequency: int) -> float:
+        return self._searchable_lexicon().idf(frequency)
+
+    def lexical(self, terms: Sequence[str], k: int, rows: RowFilter = None, title_weight: float = 0.0) -> Ranking:
+        scores = self._searchable_lexicon().scores(terms, self.passage_count)
+        if title_weight > 0 and self.titles is not None and self.title_of_row is not None:
+            # Titles name what a whole article is about; their matches count for every passage of it.
+            by_title = self.titles.scores(terms, int(self.title_of_row.max(initial=-1)) + 1)
+            if by_title.any():
+                scores = scores + title_weight * by_title[self.title_of_row]
+        if rows is not None:
+            mask = np.zeros_like(scores)
+            if isinstance(rows, tuple):
+                mask[rows[0]:rows[1]] = 1
+            else:
+                mask[rows] = 1
+            scores = scores * mask
+        return top_rows(scores, k)
+
+    def _searchable_lexicon(self) -> Lexicon:
+        if self.lexicon is None:
+            raise ValueError(f"The index in {self.folder} was opened with searchable=False; "
+                             "open it searchable to search it.")
+        return self.lexicon
 
     def vectors_intact(self) -> bool:
         """Whether every segment's raw sentence vectors can be read and fit their segment."""

@@ -619,6 +619,16 @@ class Lexicon:
         return scores
 
 
+def top_rows(scores: np.ndarray, count: int) -> list[tuple[int, float]]:
+    """The `count` best-scoring rows with a score above zero, best first; ties go to the earlier row."""
+    count = min(count, int(np.count_nonzero(scores > 0)))
+    if count == 0:
+        return []
+    top = np.argpartition(-scores, count - 1)[:count]
+    top = top[np.lexsort((top, -scores[top]))]
+    return [(int(row), float(scores[row])) for row in top]
+
+
 def segment_folders(root: Path) -> list[Path]:
     folder = root / SEGMENTS_DIR
     if not folder.is_dir():

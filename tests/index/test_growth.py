@@ -17,7 +17,6 @@ import pytest
 
 from index.engine import Engine
 from index.retrieval.question import parse_question
-from index.retrieval.search import TitleIndex
 from index.sources.corpus import Article, save_article
 from index.store.build import add_articles, build_index
 from index.store.files import CURRENT_FILE, MAX_SEGMENTS, VERSIONS_DIR, StoredIndex, current_version
@@ -64,8 +63,7 @@ def scores_by_passage(engine: Engine, query: str) -> dict[str, dict[str, float]]
     stored = engine.stored
     terms = parse_question(query).retrieval_terms
     bm25 = stored.lexicon.scores(terms, stored.passage_count)
-    title = TitleIndex(stored).scores(terms)
-    title = title if title is not None else np.zeros(stored.passage_count, dtype=np.float32)
+    title = stored.titles.scores(terms, int(stored.title_of_row.max(initial=-1)) + 1)[stored.title_of_row]
     out: dict[str, dict[str, float]] = {"bm25": {}, "title": {}, "dense": {}, "multilingual": {}}
     rows = [int(r) for r in np.flatnonzero(bm25)] + [int(r) for r in np.flatnonzero(title)]
     for space, index, encoder in (("dense", stored.dense, engine.encoders.dense),
