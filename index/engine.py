@@ -33,10 +33,9 @@ from index.retrieval.search import Hit, Retrieval, Searcher
 from index.retrieval.statement import read_statement
 from index.settings import Settings
 from index.store.build import BuildReport, Encoders, ProgressCallback, build_index
-from index.store.files import StoredIndex
 from index.store.interface import IndexVersion
 from index.store.segments import DocumentInfo
-from index.store.vectors import VectorIndexPolicy
+from index.store.stores import open_index
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
     from index.answers.llm import AnswerWriter, OnWritten
@@ -156,7 +155,7 @@ class Engine:
         """`policy` (default: from `settings`) lets training open an engine without the scorer it replaces."""
         # One query at a time is served fastest single-threaded on a small machine.
         faiss.omp_set_num_threads(1)
-        stored = StoredIndex.open_current(settings.index_dir, policy=VectorIndexPolicy.from_settings(settings))
+        stored = open_index(settings)
         manifest = stored.manifest
         if manifest.model != settings.embedding_model:
             raise IndexMismatchError("the embedding model", manifest.model, settings.embedding_model)

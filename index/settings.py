@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     index_dir: Path = Field(default_factory=lambda fields: fields["data_dir"] / "index")  # default: <data_dir>/index
     model_cache_dir: Path | None = None  # default: <data_dir>/models
+    # Postgres with pgvector holds the index instead of index_dir when set (index/store/postgres.py):
+    # postgresql://user:password@host:5432/db. Many processes can then answer from one index.
+    database_url: SecretStr | None = None
+    postgres_ef_search: int = Field(100, ge=1, le=1000)  # HNSW candidates weighed per search
+    # How often a running bot checks whether another process re-indexed, and switches to it (seconds).
+    index_follow_seconds: float = Field(2.0, ge=0.2, le=3600)
 
     # Models
     embedding_model: str = "all-MiniLM-L6-v2"
@@ -156,7 +162,7 @@ class Settings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)  # raises ValueError with the bad entry
         return value
 
-    @field_validator("discord_token", "llm_api_key", mode="before")
+    @field_validator("discord_token", "llm_api_key", "database_url", mode="before")
     @classmethod
     def _blank_token_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -32,7 +32,7 @@ from index.sources.ingest import fetch_policy
 from index.sources.stories import KnownStories
 from index.state import transaction
 from index.store.build import BuildReport, Encoders, ProgressCallback, add_articles_locked
-from index.store.files import build_lock
+from index.store.stores import write_lock
 
 log = logging.getLogger("verbatim.feeds")
 
@@ -296,7 +296,7 @@ def store_items(settings: Settings, fetches: Sequence[FeedFetch], *, encoders: E
 
 def _store_new(settings: Settings, registry: FeedRegistry, fetches: Sequence[FeedFetch], results: list[FeedResult],
                encoders: Encoders | None, progress: ProgressCallback | None, moment: dt.datetime) -> BuildReport | None:
-    with build_lock(settings.index_dir):
+    with write_lock(settings):
         existing = (load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars).articles
                     if settings.corpus_dir.exists() else [])
         corpus = KnownStories(existing, settings.feed_duplicate_similarity)

@@ -17,7 +17,7 @@ from index.sources.feeds import canonical_url
 from index.sources.fetch import FetchPolicy, fetch_page, normalise_url
 from index.sources.stories import KnownStories
 from index.store.build import BuildReport, Encoders, ProgressCallback, add_articles_locked
-from index.store.files import build_lock
+from index.store.stores import write_lock
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def add_url(
     address = normalise_url(url)
     # Held from the duplicate check to the switch to the new index: a concurrent re-index is refused
     # before anything is fetched or saved, and no other add can save the same article meanwhile.
-    with build_lock(settings.index_dir):
+    with write_lock(settings):
         existing = (load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars).articles
                     if settings.corpus_dir.exists() else [])
         known = KnownStories(existing, settings.feed_duplicate_similarity)

@@ -1,7 +1,8 @@
 """Building an index: corpus → passages → embeddings → a new stored version.
 
 A full build writes one segment; an update or an addition writes only what is new as one more
-segment, hiding the old copies of changed and removed documents (index/store/files.py).
+segment, hiding the old copies of changed and removed documents (index/store/files.py). With
+DATABASE_URL set, the same content goes to Postgres instead (index/store/postgres.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from index import __version__
 from index.embedders import Encoder, SentenceTransformerEncoder, load_multilingual
-from index.errors import CorpusError, IndexCorruptError, IndexFormatError, IndexMissingError
+from index.errors import CorpusError
 from index.settings import Settings
 from index.sources.corpus import Article, load_corpus
 from index.sources.passages import Passage, split_article_sentences
@@ -27,7 +28,6 @@ from index.store.files import (
     SegmentRef,
     SentenceRecord,
     StoredIndex,
-    build_lock,
     commit_version,
     fingerprint,
     refingerprint,
@@ -35,7 +35,9 @@ from index.store.files import (
 )
 from index.store.lexical import analyse
 from index.store.merge import merge_plan, merge_segments
+from index.store.postgres import PostgresIndex
 from index.store.segments import Postings, SegmentContent, write_segment
+from index.store.stores import database_url, location, open_previous, write_lock
 from index.store.vectors import VectorIndexPolicy, describe_vector_index
 
 
@@ -98,7 +100,7 @@ def build_index(
     passages and vectors, so only new and changed documents are embedded. Either way the current
     version is never modified: a new one is written and switched to atomically.
     """
-    with build_lock(settings.index_dir):
+    with write_lock(settings):
         return build_index_locked(settings, corpus_paths, encoders=encoders, progress=progress, incremental=incremental)
 
 
@@ -118,7 +120,7 @@ def build_index_locked(
 def add_articles(settings: Settings, articles: Sequence[Article], *, encoders: Encoders | None = None,
                  progress: ProgressCallback | None = None) -> BuildReport:
     """Index `articles` (new ones, or new texts of indexed ones) without reading the rest of the corpus."""
-    with build_lock(settings.index_dir):
+    with write_lock(settings):
         return add_articles_locked(settings, articles, encoders=encoders, progress=progress)
 
 
@@ -131,7 +133,7 @@ def add_articles_locked(settings: Settings, articles: Sequence[Article], *, enco
     report_progress = progress or (lambda _event: None)
     encoders = encoders or Encoders.load(settings)
     max_tokens = min(settings.passage_max_tokens, encoders.dense.max_tokens)
-    previous = _open_previous(settings.index_dir)
+    previous = _open_previous(settings)
     if previous is None or not _compatible(previous, settings, encoders, max_tokens):
         if previous is not None:
             previous.close()
@@ -167,7 +169,7 @@ def _build(
         )
     encoders = encoders or Encoders.load(settings)
     max_tokens = min(settings.passage_max_tokens, encoders.dense.max_tokens)
-    previous = _open_previous(settings.index_dir)
+    previous = _open_previous(settings)
     try:
         if incremental and previous is not None and _compatible(previous, settings, encoders, max_tokens):
             # Only what changed is indexed: new and changed documents become one new segment; changed
@@ -179,6 +181,10 @@ def _build(
             return _grow(settings, previous, fresh, gone, encoders, max_tokens, report_progress, started,
                          corpus.warnings)
         previous_hashes = previous.content_hashes() if previous else {}
+        if isinstance(previous, PostgresIndex) or previous is None and database_url(settings) is not None:
+            # Every document again, in one new version beside the old one (readers keep it until the switch).
+            return _write_postgres(settings, previous, corpus.articles, set(previous_hashes), encoders, max_tokens,
+                                   report_progress, started, corpus.warnings)
     finally:
         if previous is not None:
             previous.close()
@@ -275,12 +281,16 @@ def _embed(encoder: Encoder, texts: list[str], progress) -> np.ndarray:
     return np.asarray(encoder.encode_passages(texts, progress=progress), dtype=np.float32)
 
 
-def _grow(settings: Settings, previous: StoredIndex, fresh: Sequence[Article], gone: set[str], encoders: Encoders,
-          max_tokens: int, report_progress: ProgressCallback, started: float, warnings: list[str]) -> BuildReport:
+def _grow(settings: Settings, previous: StoredIndex | PostgresIndex, fresh: Sequence[Article], gone: set[str],
+          encoders: Encoders, max_tokens: int, report_progress: ProgressCallback, started: float,
+          warnings: list[str]) -> BuildReport:
     """A new version of `previous`: `gone` documents hidden where they are, `fresh` ones in one new
     segment, then neighbouring segments merged while there are more than MAX_SEGMENTS.
 
     Only the documents named are looked up: the cost does not depend on the size of the index."""
+    if isinstance(previous, PostgresIndex):
+        return _write_postgres(settings, previous, fresh, gone, encoders, max_tokens, report_progress, started,
+                               warnings)
     root = settings.index_dir
     policy = VectorIndexPolicy.from_settings(settings)
     leaving = {doc_id: (number, info) for doc_id in gone
@@ -348,6 +358,40 @@ def _grow(settings: Settings, previous: StoredIndex, fresh: Sequence[Article], g
     )
 
 
+def _write_postgres(settings: Settings, previous: PostgresIndex | None, fresh: Sequence[Article], gone: set[str],
+                    encoders: Encoders, max_tokens: int, report_progress: ProgressCallback, started: float,
+                    warnings: list[str]) -> BuildReport:
+    """The next version in Postgres: `gone` documents dropped, `fresh` ones added, in one transaction."""
+    from index.store.postgres import write_version
+
+    url = database_url(settings)
+    assert url is not None  # noqa: S101 (only called with DATABASE_URL set)
+    before = {doc_id: info.content_hash for doc_id in {a.doc_id for a in fresh}
+              if previous is not None and (info := previous.lookup(doc_id)) is not None}
+    indexed = index_articles(fresh, settings, encoders, max_tokens, report_progress) if fresh else None
+    report_progress(Progress("writing", 0, 1))
+    manifest = write_version(url, _manifest(settings, encoders, max_tokens, fresh, 0, 0, started), fresh, indexed,
+                             gone, previous=previous)
+    seconds = time.perf_counter() - started
+    report_progress(Progress("done", 1, 1))
+    fresh_ids = {a.doc_id for a in fresh}
+    return BuildReport(
+        documents=manifest.documents,
+        passages=manifest.passages,
+        seconds=round(seconds, 2),
+        passages_per_second=round(len(indexed.passages) / seconds, 1) if indexed and seconds > 0 else 0.0,
+        added=sorted(fresh_ids - set(before)),
+        changed=sorted(a.doc_id for a in fresh if a.doc_id in before and before[a.doc_id] != a.content_hash),
+        removed=sorted(gone - fresh_ids),
+        warnings=warnings,
+        index_dir=location(settings),
+        embedded_documents=len(fresh),
+        embedded_passages=len(indexed.passages) if indexed else 0,
+        embedded_sentences=len(indexed.sentences) if indexed else 0,
+        segments=1,
+    )
+
+
 def _manifest(settings: Settings, encoders: Encoders, max_tokens: int, articles: Sequence[Article], passages: int,
               sentences: int, started: float) -> Manifest:
     return Manifest(
@@ -386,7 +430,7 @@ def pool_passages(sentence_vectors: np.ndarray, weights: np.ndarray, passage_row
     return out / np.where(norms > 0, norms, 1.0)
 
 
-def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, max_tokens: int) -> bool:
+def _compatible(previous: StoredIndex | PostgresIndex, settings: Settings, encoders: Encoders, max_tokens: int) -> bool:
     """Whether the previous version's segments can stay as they are, new articles added beside them."""
     m = previous.manifest
     return (
@@ -400,8 +444,7 @@ def _compatible(previous: StoredIndex, settings: Settings, encoders: Encoders, m
     )
 
 
-def _open_previous(root: Path) -> StoredIndex | None:
-    try:
-        return StoredIndex.open_current(root, searchable=False)
-    except (IndexMissingError, IndexCorruptError, IndexFormatError):
-        return None
+def _open_previous(settings: Settings) -> StoredIndex | PostgresIndex | None:
+    previous = open_previous(settings)
+    assert previous is None or isinstance(previous, StoredIndex | PostgresIndex)  # noqa: S101
+    return previous

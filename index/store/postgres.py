@@ -1,0 +1,732 @@
+"""The index in Postgres with pgvector: one store that many bot processes share (DATABASE_URL).
+
+The same content as the files store (index/store/files.py), in tables:
+
+- `verbatim_documents`, `verbatim_passages`, `verbatim_sentences`: every row carries the version
+  that added it (`added_in`) and, once replaced or removed, the version that dropped it
+  (`removed_in`). A version serves the rows with `added_in <= version < removed_in`, so a reader keeps
+  answering from the version it opened while a writer adds the next one beside it.
+- passage vectors in pgvector columns with HNSW indexes (inner product: the vectors are unit length),
+  sentence vectors in plain pgvector columns read by row;
+- BM25 in the database: `verbatim_postings` (term, passage row, count) and `verbatim_title_postings`,
+  scored in SQL with the files store's formula and the version's own statistics, so a passage scores
+  as it does there (docs/quality.md compares both stores, and Postgres full-text search);
+- `verbatim_versions` (each version's manifest and BM25 statistics) and `verbatim_current` (one row:
+  the version served). A writer adds a version's rows and switches `verbatim_current` in one
+  transaction, then NOTIFYs `verbatim_version`; readers also poll it (`current_version`).
+
+Only one process writes at a time: a writer holds a Postgres advisory lock. Rows a version dropped
+are deleted by a later write once that version has been replaced for a minute, so a process still
+answering from it (it re-checks every few seconds) is not cut off mid-question.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from index.errors import IndexCorruptError, IndexFormatError, IndexMissingError, ReindexInProgressError
+from index.sources.corpus import Article
+from index.sources.passages import Span
+from index.store.files import INDEX_FORMAT, Manifest, fingerprint_of, refingerprint
+from index.store.interface import Ranking, RowFilter, Space
+from index.store.lexical import analyse
+from index.store.segments import (
+    BM25_B,
+    BM25_K1,
+    DocumentInfo,
+    PassageRecord,
+    SentenceRecord,
+    opening_lines,
+)
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from index.store.build import IndexedArticles
+
+WRITE_LOCK_KEY = 0x76657262  # "verb": the advisory lock a writer holds
+CHANNEL = "verbatim_version"
+# A dropped row outlives the version that dropped it by this long: readers re-check every few seconds.
+KEEP_REPLACED_SECONDS = 60
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+_SCHEMA = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE verbatim_store (key TEXT PRIMARY KEY, value JSONB NOT NULL);
+CREATE TABLE verbatim_versions (
+    id BIGINT PRIMARY KEY, manifest JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    passages BIGINT NOT NULL, total_length DOUBLE PRECISION NOT NULL,
+    titles BIGINT NOT NULL, total_title_length DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE verbatim_current (
+    singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), version BIGINT NOT NULL
+);
+CREATE TABLE verbatim_documents (
+    doc_id TEXT NOT NULL, added_in BIGINT NOT NULL, removed_in BIGINT,
+    title TEXT NOT NULL, source TEXT, url TEXT, published TEXT, author TEXT, lang TEXT, origin TEXT,
+    content_hash TEXT NOT NULL, text TEXT NOT NULL, opening TEXT NOT NULL,
+    first_row BIGINT NOT NULL, passage_count INTEGER NOT NULL,
+    first_sentence_row BIGINT NOT NULL, sentence_count INTEGER NOT NULL, title_length INTEGER NOT NULL,
+    PRIMARY KEY (doc_id, added_in)
+);
+CREATE INDEX verbatim_documents_served ON verbatim_documents (doc_id) WHERE removed_in IS NULL;
+CREATE TABLE verbatim_passages (
+    row BIGINT PRIMARY KEY, passage_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    added_in BIGINT NOT NULL, removed_in BIGINT,
+    position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
+    sentences INTEGER[] NOT NULL, first_sentence_row BIGINT NOT NULL, length INTEGER NOT NULL,
+    dense vector({dense}) NOT NULL, multilingual {multilingual_type}
+);
+CREATE TABLE verbatim_sentences (
+    row BIGINT PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
+    tokens INTEGER NOT NULL, dense vector({dense}) NOT NULL, multilingual {multilingual_type}
+);
+CREATE TABLE verbatim_postings (term TEXT NOT NULL, row BIGINT NOT NULL, count REAL NOT NULL,
+                                PRIMARY KEY (term, row));
+CREATE TABLE verbatim_title_postings (term TEXT NOT NULL, doc_id TEXT NOT NULL, added_in BIGINT NOT NULL,
+                                      count REAL NOT NULL, PRIMARY KEY (term, doc_id, added_in));
+"""
+_TABLES = ("verbatim_title_postings", "verbatim_postings", "verbatim_sentences", "verbatim_passages",
+           "verbatim_documents", "verbatim_current", "verbatim_versions", "verbatim_store")
+_SERVED = "added_in <= %(version)s AND (removed_in IS NULL OR removed_in > %(version)s)"
+
+
+def connect(url: str) -> psycopg.Connection:
+    """A connection with pgvector's types registered (the extension must exist: `ensure_schema`)."""
+    try:
+        import psycopg
+        from pgvector.psycopg import register_vector
+    except ImportError as error:
+        raise IndexMissingError(
+            "the Postgres store (DATABASE_URL is set), but its packages are not installed: "
+            "pip install -r requirements-postgres.lock, or unset DATABASE_URL to use index files"
+        ) from error
+    try:
+        connection = psycopg.connect(url, autocommit=True)
+    except psycopg.Error as error:
+        raise IndexMissingError(f"the Postgres database at {redacted(url)} ({error})") from error
+    try:
+        register_vector(connection)
+    except psycopg.ProgrammingError:
+        pass  # no vector type yet: only `ensure_schema`'s connection, which creates it, gets here
+    return connection
+
+
+def redacted(url: str) -> str:
+    """The database URL without its password, for messages and `/healthz`."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class ConnectionPool:
+    """A few connections shared by the threads answering questions (psycopg serialises each one)."""
+
+    def __init__(self, url: str, size: int = 4) -> None:
+        self.url = url
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._closed = False
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        self._slots.acquire()
+        try:
+            try:
+                connection = self._idle.get_nowait()
+            except queue.Empty:
+                connection = connect(self.url)
+            healthy = False
+            try:
+                yield connection
+                healthy = not connection.closed and connection.info.transaction_status == 0  # idle
+            finally:
+                if healthy and not self._closed:
+                    self._idle.put(connection)
+                else:
+                    connection.close()
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+# --- Reading ------------------------------------------------------------------------------------------
+
+
+def current_version(url: str) -> int | None:
+    """The version served now, or None when the database holds no index yet."""
+    with connect(url) as connection:
+        return _current(connection)
+
+
+def _current(connection: psycopg.Connection) -> int | None:
+    import psycopg
+
+    try:
+        row = connection.execute("SELECT version FROM verbatim_current").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return int(row[0]) if row else None
+
+
+class PostgresIndex:
+    """One version of the index in Postgres (`IndexVersion`, index/store/interface.py)."""
+
+    def __init__(self, url: str, *, ef_search: int = 100, pool_size: int = 4) -> None:
+        """Open the version served now. `ef_search`: how many candidates HNSW weighs (more: better recall)."""
+        self.url = url
+        self._ef_search = ef_search
+        self._pool = ConnectionPool(url, pool_size)
+        with self._pool.connection() as connection:
+            _check_format(connection)
+            version = _current(connection)
+            if version is None:
+                raise IndexMissingError(f"the Postgres database at {redacted(url)}")
+            row = connection.execute(
+                "SELECT manifest, passages, total_length, titles, total_title_length FROM verbatim_versions "
+                "WHERE id = %s", (version,)).fetchone()
+            if row is None:
+                raise IndexCorruptError(f"The database at {redacted(url)} serves version {version}, which it "
+                                        "does not hold. Rebuild with `verbatim index build`.")
+            top = connection.execute(f"SELECT COALESCE(max(row) + 1, 0) FROM verbatim_passages WHERE {_SERVED}",  # noqa: S608
+                                     {"version": version}).fetchone()
+        self._version = version
+        self.manifest = Manifest.from_stored(row[0])
+        self._passages, self._mean_length = int(row[1]), float(row[2]) / max(int(row[1]), 1) or 1.0
+        self._titles, self._mean_title_length = int(row[3]), float(row[4]) / max(int(row[3]), 1) or 1.0
+        self.passage_count = int(top[0]) if top else 0
+        self._documents: dict[str, DocumentInfo] | None = None
+        self._frequencies: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return str(self._version)
+
+    @property
+    def location(self) -> str:
+        return redacted(self.url)
+
+    def _query(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[tuple]:
+        with self._pool.connection() as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def _params(self, **values: Any) -> dict[str, Any]:
+        return {"version": self._version, **values}
+
+    # --- documents, passages, sentences
+
+    _DOCUMENT_COLUMNS = ("doc_id, title, source, url, published, author, lang, content_hash, passage_count, "
+                         "first_row, opening, first_sentence_row, sentence_count")
+
+    @property
+    def documents(self) -> dict[str, DocumentInfo]:
+        with self._lock:
+            if self._documents is None:
+                rows = self._query(f"SELECT {self._DOCUMENT_COLUMNS} FROM verbatim_documents "  # noqa: S608
+                                   f"WHERE {_SERVED} ORDER BY first_row, doc_id", self._params())
+                self._documents = {r[0]: DocumentInfo(*r) for r in rows}
+            return self._documents
+
+    def lookup(self, doc_id: str) -> DocumentInfo | None:
+        if self._documents is not None:
+            return self._documents.get(doc_id)
+        rows = self._query(f"SELECT {self._DOCUMENT_COLUMNS} FROM verbatim_documents "  # noqa: S608
+                           f"WHERE doc_id = %(doc_id)s AND {_SERVED}", self._params(doc_id=doc_id))
+        return DocumentInfo(*rows[0]) if rows else None
+
+    def content_hashes(self) -> dict[str, str]:
+        return dict(self._query(f"SELECT doc_id, content_hash FROM verbatim_documents WHERE {_SERVED}",  # noqa: S608
+                                self._params()))
+
+    def passages(self, rows: Sequence[int]) -> dict[int, PassageRecord]:
+        if not len(rows):
+            return {}
+        found = self._query(
+            'SELECT row, passage_id, doc_id, position, start, "end", text, sentences, first_sentence_row '  # noqa: S608
+            f"FROM verbatim_passages WHERE row = ANY(%(rows)s) AND {_SERVED}",
+            self._params(rows=[int(r) for r in rows]))
+        return {int(r[0]): PassageRecord(
+            row=int(r[0]), passage_id=r[1], doc_id=r[2], position=r[3], start=r[4], end=r[5], text=r[6],
+            sentences=tuple(Span(r[7][i], r[7][i + 1]) for i in range(0, len(r[7]), 2)),
+            first_sentence_row=int(r[8])) for r in found}
+
+    def doc_rows(self, doc_id: str) -> tuple[int, int]:
+        info = self.lookup(doc_id)
+        if info is None:
+            raise KeyError(doc_id)
+        return info.first_row, info.first_row + info.passage_count
+
+    def document_passages(self, doc_id: str) -> list[PassageRecord]:
+        first, last = self.doc_rows(doc_id)
+        found = self.passages(list(range(first, last)))
+        return [found[row] for row in range(first, last)]
+
+    def document_sentences(self, doc_id: str) -> list[SentenceRecord]:
+        info = self.lookup(doc_id)
+        if info is None:
+            raise KeyError(doc_id)
+        rows = self._query('SELECT doc_id, start, "end", tokens FROM verbatim_sentences '
+                           "WHERE row >= %s AND row < %s ORDER BY row",
+                           (info.first_sentence_row, info.first_sentence_row + info.sentence_count))
+        return [SentenceRecord(*r) for r in rows]
+
+    def article_text(self, doc_id: str) -> str:
+        rows = self._query(f"SELECT text FROM verbatim_documents WHERE doc_id = %(doc_id)s AND {_SERVED}",  # noqa: S608
+                           self._params(doc_id=doc_id))
+        if not rows:
+            raise KeyError(doc_id)
+        return str(rows[0][0])
+
+    # --- vectors
+
+    def has_space(self, space: Space) -> bool:
+        return space == "dense" or self.manifest.multilingual_model is not None
+
+    def nearest(self, space: Space, vector: np.ndarray, k: int, rows: RowFilter = None) -> Ranking:
+        if k <= 0 or not self.has_space(space):
+            return []
+        column = _column(space)
+        values = self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))
+        if rows is None:
+            # HNSW, scanning on past rows this version does not serve until `k` are found.
+            sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
+                   f"ORDER BY {column} <#> %(vector)s LIMIT %(k)s")
+            with self._pool.connection() as connection, connection.transaction():
+                connection.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                                   "set_config('hnsw.iterative_scan', 'strict_order', true)",
+                                   (str(max(self._ef_search, k)),))
+                found = connection.execute(sql, values).fetchall()
+        else:
+            # A few documents' rows: every one of them weighed, exactly (the CTE keeps HNSW out).
+            where, extra = _row_filter(rows)
+            sql = (f"WITH chosen AS MATERIALIZED (SELECT row, {column} AS v FROM verbatim_passages "  # noqa: S608
+                   f"WHERE {_SERVED} AND {where}) "
+                   "SELECT row, -(v <#> %(vector)s) FROM chosen ORDER BY v <#> %(vector)s, row LIMIT %(k)s")
+            found = self._query(sql, {**values, **extra})
+        return [(int(row), float(score)) for row, score in found]
+
+    def exact_nearest(self, space: Space, vector: np.ndarray, k: int) -> Ranking:
+        """`nearest` without HNSW: every served passage weighed (what benchmarks measure recall against)."""
+        column = _column(space)
+        with self._pool.connection() as connection, connection.transaction():
+            connection.execute("SET LOCAL enable_indexscan = off")
+            found = connection.execute(
+                f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
+                f"ORDER BY {column} <#> %(vector)s, row LIMIT %(k)s",
+                self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))).fetchall()
+        return [(int(row), float(score)) for row, score in found]
+
+    def passage_vectors(self, space: Space, rows: np.ndarray) -> np.ndarray | None:
+        if not self.has_space(space):
+            return None
+        return _vectors_by_row(self, "verbatim_passages", _column(space), rows, self._width(space))
+
+    def sentence_vectors(self, space: Space) -> SentenceVectors | None:
+        return SentenceVectors(self, space) if self.has_space(space) else None
+
+    def _width(self, space: Space) -> int:
+        return self.manifest.dimension if space == "dense" else self.manifest.multilingual_dimension or 0
+
+    # --- BM25
+
+    def document_frequency(self, term: str) -> int:
+        return self.document_frequencies([term])[term]
+
+    def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many served passages use each term, counted in one query and remembered."""
+        with self._lock:
+            known = {t: self._frequencies[t] for t in terms if t in self._frequencies}
+        missing = sorted(set(terms) - set(known))
+        if missing:
+            counted = dict(self._query(
+                "SELECT po.term, count(*) FROM verbatim_postings po JOIN verbatim_passages p ON p.row = po.row "
+                "WHERE po.term = ANY(%(terms)s) AND p.added_in <= %(version)s "
+                "AND (p.removed_in IS NULL OR p.removed_in > %(version)s) GROUP BY po.term",
+                self._params(terms=missing)))
+            fresh = {t: int(counted.get(t, 0)) for t in missing}
+            with self._lock:
+                if len(self._frequencies) > 200_000:  # a bounded memo: questions' and sentences' words
+                    self._frequencies.clear()
+                self._frequencies.update(fresh)
+            known.update(fresh)
+        return known
+
+    def idf(self, frequency: int) -> float:
+        return _idf(self._passages, frequency)
+
+    def lexical(self, terms: Sequence[str], k: int, rows: RowFilter = None, title_weight: float = 0.0) -> Ranking:
+        terms = [t for t in terms if t]
+        if not terms or k <= 0:
+            return []
+        frequencies = self.document_frequencies(terms)
+        idfs = [float(np.float32(self.idf(frequencies[t]))) for t in terms]
+        where, extra = _row_filter(rows, column="p.row")
+        values = self._params(terms=terms, idfs=idfs, k1=BM25_K1, b=BM25_B, mean=self._mean_length, k=int(k),
+                              title_weight=float(title_weight), mean_title=self._mean_title_length, **extra)
+        titled = ""
+        if title_weight > 0:
+            title_frequencies = dict(self._query(
+                "SELECT tp.term, count(*) FROM verbatim_title_postings tp JOIN verbatim_documents d "
+                "ON d.doc_id = tp.doc_id AND d.added_in = tp.added_in WHERE tp.term = ANY(%(terms)s) "
+                "AND d.passage_count > 0 AND d.added_in <= %(version)s "
+                "AND (d.removed_in IS NULL OR d.removed_in > %(version)s) GROUP BY tp.term",
+                self._params(terms=sorted(set(terms)))))
+            values["title_idfs"] = [float(np.float32(_idf(self._titles, int(title_frequencies.get(t, 0)))))
+                                    for t in terms]
+            # A title's score counts for every passage of its article (what it is about).
+            titled = f"""
+                UNION ALL
+                SELECT p.row, %(title_weight)s * t.score FROM (
+                    SELECT d.first_row, d.passage_count, sum(q.idf * tp.count / (%(k1)s * ((1 - %(b)s)
+                           + %(b)s * d.title_length / %(mean_title)s) + tp.count)) AS score
+                    FROM unnest(%(terms)s::text[], %(title_idfs)s::float8[]) AS q(term, idf)
+                    JOIN verbatim_title_postings tp ON tp.term = q.term
+                    JOIN verbatim_documents d ON d.doc_id = tp.doc_id AND d.added_in = tp.added_in
+                    WHERE d.passage_count > 0 AND d.added_in <= %(version)s
+                      AND (d.removed_in IS NULL OR d.removed_in > %(version)s)
+                    GROUP BY d.doc_id, d.added_in, d.first_row, d.passage_count
+                ) t JOIN verbatim_passages p ON p.row >= t.first_row AND p.row < t.first_row + t.passage_count
+                WHERE {where}"""  # noqa: S608
+        found = self._query(f"""
+            SELECT row, sum(score) AS score FROM (
+                SELECT p.row, sum(q.idf * po.count / (%(k1)s * ((1 - %(b)s) + %(b)s * p.length / %(mean)s)
+                       + po.count)) AS score
+                FROM unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf)
+                JOIN verbatim_postings po ON po.term = q.term
+                JOIN verbatim_passages p ON p.row = po.row
+                WHERE p.added_in <= %(version)s AND (p.removed_in IS NULL OR p.removed_in > %(version)s)
+                  AND {where}
+                GROUP BY p.row{titled}
+            ) scored GROUP BY row HAVING sum(score) > 0 ORDER BY score DESC, row LIMIT %(k)s""",  # noqa: S608
+            values)
+        return [(int(row), float(score)) for row, score in found]
+
+    def vectors_intact(self) -> bool:
+        """Rows are written in one transaction with their vectors: an update may always build on them."""
+        return True
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class SentenceVectors:
+    """A version's sentence vectors of one space, read by row from Postgres when asked for."""
+
+    def __init__(self, index: PostgresIndex, space: Space) -> None:
+        self._index = index
+        self._space = space
+
+    def __getitem__(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        return _vectors_by_row(self._index, "verbatim_sentences", _column(self._space), rows,
+                               self._index._width(self._space))
+
+
+def _vectors_by_row(index: PostgresIndex, table: str, column: str, rows: np.ndarray | Sequence[int],
+                    width: int) -> np.ndarray:
+    wanted = [int(r) for r in np.asarray(rows, dtype=np.int64)]
+    out = np.zeros((len(wanted), width), dtype=np.float32)
+    if not wanted:
+        return out
+    found = dict(index._query(f"SELECT row, {column} FROM {table} WHERE row = ANY(%s)", (wanted,)))  # noqa: S608
+    for i, row in enumerate(wanted):
+        if row not in found:
+            raise IndexCorruptError(f"The database has no {table} row {row}. Rebuild with `verbatim index build`.")
+        value = found[row]
+        out[i] = value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
+    return out
+
+
+def _column(space: Space) -> str:
+    return "dense" if space == "dense" else "multilingual"
+
+
+def _row_filter(rows: RowFilter, column: str = "row") -> tuple[str, dict[str, Any]]:
+    if rows is None:
+        return "TRUE", {}
+    if isinstance(rows, tuple):
+        return f"{column} >= %(first_row)s AND {column} < %(end_row)s", {"first_row": int(rows[0]),
+                                                                         "end_row": int(rows[1])}
+    return f"{column} = ANY(%(rows)s)", {"rows": [int(r) for r in np.asarray(rows, dtype=np.int64)]}
+
+
+def _idf(passages: int, frequency: int) -> float:
+    n = max(passages, 1)
+    return float(np.log(1 + (n - frequency + 0.5) / (frequency + 0.5)))
+
+
+def _check_format(connection: psycopg.Connection) -> None:
+    import psycopg
+
+    try:
+        row = connection.execute("SELECT value FROM verbatim_store WHERE key = 'format'").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return  # nothing written yet: the caller finds no current version
+    stored = row[0] if row else None
+    if stored != INDEX_FORMAT:
+        raise IndexFormatError(stored, INDEX_FORMAT)
+
+
+# --- Writing --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def write_lock(url: str) -> Iterator[None]:
+    """Only one build or addition at a time, across every process using the database."""
+    with connect(url) as connection:
+        taken = connection.execute("SELECT pg_try_advisory_lock(%s)", (WRITE_LOCK_KEY,)).fetchone()
+        if not taken or not taken[0]:
+            raise ReindexInProgressError()
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK_KEY,))
+
+
+def open_previous(url: str) -> PostgresIndex | None:
+    """The version served now, to build the next one from; None when there is none (or it is unreadable)."""
+    try:
+        return PostgresIndex(url, pool_size=1)
+    except (IndexMissingError, IndexCorruptError, IndexFormatError):
+        return None
+
+
+def write_version(url: str, manifest: Manifest, articles: Sequence[Article], indexed: IndexedArticles | None,
+                  gone: set[str], *, previous: PostgresIndex | None) -> Manifest:
+    """Make the next version: `previous`'s documents less `gone`, plus `articles` (split and embedded as
+    `indexed`). `manifest` describes the models; its counts are worked out here. Everything is
+    written and switched to in one transaction; the caller holds `write_lock`."""
+    if indexed is None:
+        indexed = _nothing_indexed(manifest)
+    with connect(url) as connection:
+        if previous is None or not _same_columns(previous.manifest, manifest):
+            _create_schema(connection, manifest)
+            previous_version, stats = 0, (0, 0.0, 0, 0.0)
+            gone = set()
+        else:
+            previous_version = previous._version
+            stats = (previous._passages, previous._mean_length * previous._passages,
+                     previous._titles, previous._mean_title_length * previous._titles)
+        version = previous_version + 1
+        with connection.transaction():
+            _forget_replaced(connection)
+            counts = connection.execute(
+                "SELECT COALESCE((SELECT max(row) + 1 FROM verbatim_passages), 0), "
+                "COALESCE((SELECT max(row) + 1 FROM verbatim_sentences), 0)").fetchone()
+            first_passage, first_sentence = (int(counts[0]), int(counts[1])) if counts else (0, 0)
+            leaving = _remove(connection, gone, version) if gone else (0, 0.0, 0, 0.0, 0, 0)
+            left_hashes = _hashes_of(connection, gone, version)
+            added = _insert(connection, articles, indexed, version, first_passage, first_sentence)
+            passages = stats[0] - leaving[0] + added[0]
+            titles = stats[2] - leaving[2] + added[2]
+            before = previous.manifest if previous is not None and previous_version else None
+            written = replace(
+                manifest,
+                documents=(before.documents if before else 0) - leaving[4] + len(articles),
+                passages=passages,
+                sentences=(before.sentences if before else 0) - leaving[5] + len(indexed.sentences),
+                corpus_fingerprint=refingerprint(before.corpus_fingerprint if before else fingerprint_of({}),
+                                                 removed=left_hashes,
+                                                 added={a.doc_id: a.content_hash for a in articles}),
+                vector_index=f"pgvector HNSW (m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION})",
+                segments=1,
+            )
+            connection.execute(
+                "INSERT INTO verbatim_versions (id, manifest, passages, total_length, titles, total_title_length) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                (version, json.dumps(asdict(written)), passages, stats[1] - leaving[1] + added[1], titles,
+                 stats[3] - leaving[3] + added[3]))
+            connection.execute("INSERT INTO verbatim_current (singleton, version) VALUES (TRUE, %s) "
+                               "ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version", (version,))
+            connection.execute(f"NOTIFY {CHANNEL}, '{version}'")
+        if first_passage == 0 and added[0] > 0:
+            _create_vector_indexes(connection, manifest)
+    return written
+
+
+def _nothing_indexed(manifest: Manifest) -> IndexedArticles:
+    from index.store.build import IndexedArticles
+
+    empty = np.zeros((0, manifest.dimension), dtype=np.float32)
+    multilingual = (np.zeros((0, manifest.multilingual_dimension or 0), dtype=np.float32)
+                    if manifest.multilingual_model else None)
+    return IndexedArticles([], [], empty, multilingual, empty, multilingual)
+
+
+def _same_columns(previous: Manifest, manifest: Manifest) -> bool:
+    return (previous.dimension, previous.multilingual_dimension) == (manifest.dimension,
+                                                                    manifest.multilingual_dimension)
+
+
+def _create_schema(connection: psycopg.Connection, manifest: Manifest) -> None:
+    """Empty tables sized for the manifest's models (an index of other models is dropped first)."""
+    from pgvector.psycopg import register_vector
+
+    multilingual = f"vector({manifest.multilingual_dimension})" if manifest.multilingual_model else "vector"
+    with connection.transaction():
+        for table in _TABLES:
+            connection.execute(f"DROP TABLE IF EXISTS {table}")
+        connection.execute(_SCHEMA.format(dense=manifest.dimension, multilingual_type=multilingual))
+        connection.execute("INSERT INTO verbatim_store VALUES ('format', %s)", (json.dumps(INDEX_FORMAT),))
+    register_vector(connection)
+
+
+def _create_vector_indexes(connection: psycopg.Connection, manifest: Manifest) -> None:
+    """HNSW over passage vectors, built once the first version's rows are in (faster than growing it
+    row by row); later rows join it as they are inserted."""
+    columns = ["dense"] + (["multilingual"] if manifest.multilingual_model else [])
+    connection.execute("SET maintenance_work_mem = '1GB'")
+    for column in columns:
+        connection.execute(
+            f"CREATE INDEX IF NOT EXISTS verbatim_passages_{column}_hnsw ON verbatim_passages "  # noqa: S608
+            f"USING hnsw ({column} vector_ip_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
+
+
+def _forget_replaced(connection: psycopg.Connection) -> None:
+    """Delete the rows of versions replaced over KEEP_REPLACED_SECONDS ago: no reader still needs them."""
+    row = connection.execute(
+        "SELECT max(id) FROM verbatim_versions WHERE created_at < now() - make_interval(secs => %s)",
+        (KEEP_REPLACED_SECONDS,)).fetchone()
+    if row is None or row[0] is None:
+        return
+    # Versions up to this one have been replaced long enough (a later one is current).
+    limit = int(row[0])
+    current = _current(connection) or 0
+    limit = min(limit, current)
+    old = connection.execute(
+        "DELETE FROM verbatim_documents WHERE removed_in IS NOT NULL AND removed_in <= %s "
+        "RETURNING doc_id, added_in, first_row, passage_count, first_sentence_row, sentence_count",
+        (limit,)).fetchall()
+    if not old:
+        return
+    connection.execute("DELETE FROM verbatim_title_postings tp USING unnest(%s::text[], %s::bigint[]) AS d(doc_id, "
+                       "added_in) WHERE tp.doc_id = d.doc_id AND tp.added_in = d.added_in",
+                       ([r[0] for r in old], [r[1] for r in old]))
+    passage_rows = [row for r in old for row in range(r[2], r[2] + r[3])]
+    sentence_rows = [row for r in old for row in range(r[4], r[4] + r[5])]
+    connection.execute("DELETE FROM verbatim_postings WHERE row = ANY(%s)", (passage_rows,))
+    connection.execute("DELETE FROM verbatim_passages WHERE row = ANY(%s)", (passage_rows,))
+    connection.execute("DELETE FROM verbatim_sentences WHERE row = ANY(%s)", (sentence_rows,))
+    connection.execute("DELETE FROM verbatim_versions WHERE id < %s", (limit,))
+
+
+def _remove(connection: psycopg.Connection, gone: set[str], version: int) -> tuple[int, float, int, float, int, int]:
+    """Mark the served documents in `gone` (and their passages) dropped by `version`; returns what left:
+    passages, their total length, titles, their total length, documents, sentences."""
+    docs = connection.execute(
+        "UPDATE verbatim_documents SET removed_in = %s WHERE doc_id = ANY(%s) AND removed_in IS NULL "
+        "RETURNING first_row, passage_count, title_length, sentence_count",
+        (version, sorted(gone))).fetchall()
+    rows = [row for r in docs for row in range(r[0], r[0] + r[1])]
+    length = connection.execute(
+        "UPDATE verbatim_passages SET removed_in = %s WHERE row = ANY(%s) RETURNING length",
+        (version, rows)).fetchall()
+    titled = [r for r in docs if r[1] > 0]
+    return (len(length), float(sum(r[0] for r in length)), len(titled), float(sum(r[2] for r in titled)),
+            len(docs), sum(r[3] for r in docs))
+
+
+def _hashes_of(connection: psycopg.Connection, gone: set[str], version: int) -> dict[str, str]:
+    if not gone:
+        return {}
+    return dict(connection.execute(
+        "SELECT doc_id, content_hash FROM verbatim_documents WHERE doc_id = ANY(%s) AND removed_in = %s",
+        (sorted(gone), version)).fetchall())
+
+
+def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed: IndexedArticles, version: int,
+            first_passage: int, first_sentence: int) -> tuple[int, float, int, float]:
+    """Copy the new documents, passages, sentences and postings in; returns passages, their total
+    length, titled documents, their total title length."""
+    passage_counts: Counter[str] = Counter(p.doc_id for p in indexed.passages)
+    sentence_counts: Counter[str] = Counter(s.doc_id for s in indexed.sentences)
+    first_rows: dict[str, int] = {}
+    for row, passage in enumerate(indexed.passages, start=first_passage):
+        first_rows.setdefault(passage.doc_id, row)
+    first_sentence_rows: dict[str, int] = {}
+    for row, sentence in enumerate(indexed.sentences, start=first_sentence):
+        first_sentence_rows.setdefault(sentence.doc_id, row)
+    title_terms = {a.doc_id: analyse(a.title) or [""] for a in articles}
+
+    with connection.cursor() as cursor:
+        with cursor.copy("COPY verbatim_documents (doc_id, added_in, title, source, url, published, author, lang, "
+                         "origin, content_hash, text, opening, first_row, passage_count, first_sentence_row, "
+                         "sentence_count, title_length) FROM STDIN") as copy:
+            for a in articles:
+                copy.write_row((a.doc_id, version, a.title, a.source, a.url, a.published, a.author, a.lang,
+                                a.origin, a.content_hash, a.text, opening_lines(a.text),
+                                first_rows.get(a.doc_id, -1), passage_counts.get(a.doc_id, 0),
+                                first_sentence_rows.get(a.doc_id, -1), sentence_counts.get(a.doc_id, 0),
+                                len(title_terms[a.doc_id])))
+        with cursor.copy("COPY verbatim_title_postings (term, doc_id, added_in, count) FROM STDIN") as copy:
+            for a in articles:
+                for term, count in Counter(title_terms[a.doc_id]).items():
+                    copy.write_row((term, a.doc_id, version, float(count)))
+        lengths = 0.0
+        with cursor.copy("COPY verbatim_passages (row, passage_id, doc_id, added_in, position, start, \"end\", text, "
+                         "sentences, first_sentence_row, length, dense, multilingual) "
+                         "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "text", "text", "int8", "int4", "int4", "int4", "text", "int4[]", "int8",
+                            "int4", "vector", "vector"])
+            postings: list[tuple[str, int, float]] = []
+            for i, passage in enumerate(indexed.passages):
+                row = first_passage + i
+                terms = analyse(passage.text) or [""]  # as the files store: a passage with no words exists
+                lengths += len(terms)
+                postings.extend((term, row, float(count)) for term, count in Counter(terms).items())
+                copy.write_row((row, passage.passage_id, passage.doc_id, version, passage.position, passage.start,
+                                passage.end, passage.text, [x for s in passage.sentences for x in (s.start, s.end)],
+                                first_sentence_rows[passage.doc_id] + passage.first_sentence, len(terms),
+                                indexed.dense[i],
+                                indexed.multilingual[i] if indexed.multilingual is not None else None))
+        with cursor.copy("COPY verbatim_postings (term, row, count) FROM STDIN") as copy:
+            for posting in postings:
+                copy.write_row(posting)
+        with cursor.copy("COPY verbatim_sentences (row, doc_id, start, \"end\", tokens, dense, multilingual) "
+                         "FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "text", "int4", "int4", "int4", "vector", "vector"])
+            for i, sentence in enumerate(indexed.sentences):
+                copy.write_row((first_sentence + i, sentence.doc_id, sentence.start, sentence.end, sentence.tokens,
+                                indexed.dense_sentences[i],
+                                indexed.multilingual_sentences[i] if indexed.multilingual_sentences is not None
+                                else None))
+    titled = [a for a in articles if passage_counts.get(a.doc_id, 0) > 0]
+    return (len(indexed.passages), lengths, len(titled), float(sum(len(title_terms[a.doc_id]) for a in titled)))
+
+
+def wait_for_version(url: str, newer_than: int | None, timeout: float) -> int | None:
+    """Block until the served version is past `newer_than` (LISTEN/NOTIFY, checked each second too)."""
+    deadline = time.monotonic() + timeout
+    with connect(url) as connection:
+        connection.execute(f"LISTEN {CHANNEL}")
+        while True:
+            version = _current(connection)
+            if version is not None and (newer_than is None or version > newer_than):
+                return version
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return version
+            for _ in connection.notifies(timeout=min(1.0, left), stop_after=1):
+                pass
