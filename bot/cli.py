@@ -25,6 +25,7 @@ from index.settings import Settings
 from index.sources.corpus import load_corpus
 from index.store.build import BuildReport, Progress as BuildProgress, build_index
 from index.store.files import StoredIndex
+from index.store.stores import database_url, location, open_index
 
 SAMPLE_QUESTION = "How many civilians were killed?"
 
@@ -158,6 +159,10 @@ def index_merge(index_dir: IndexDirOption = None) -> None:
     from index.store.vectors import VectorIndexPolicy
 
     settings = load_settings(index_dir)
+    if database_url(settings) is not None:
+        out.print("Nothing to merge: the Postgres store keeps every version in the same tables "
+                  "(rows a version dropped are deleted by a later write).")
+        return
     before = guarded(lambda: StoredIndex.open_current(settings.index_dir, searchable=False))
     segments = len(before.segments)
     before.close()
@@ -193,16 +198,16 @@ def index_status(as_json: JsonOption = False, index_dir: IndexDirOption = None) 
 
 
 def corpus_status(settings: Settings) -> dict[str, Any]:
-    stored = StoredIndex.open_current(settings.index_dir, searchable=False)
+    stored = open_index(settings, searchable=False)
     try:
-        indexed = {doc_id: info.content_hash for doc_id, info in stored.documents.items()}
+        indexed = stored.content_hashes()
         manifest = stored.manifest
     finally:
         stored.close()
     corpus = load_corpus([settings.corpus_dir], max_article_chars=settings.max_article_chars)
     current = {a.doc_id: a.content_hash for a in corpus.articles}
     return {
-        "index": {**asdict(manifest), "folder": str(stored.folder)},
+        "index": {**asdict(manifest), "folder": stored.location},
         "model_matches": manifest.model == settings.embedding_model,
         "corpus": {
             "folder": str(settings.corpus_dir),
@@ -462,7 +467,7 @@ def start() -> None:
     try:
         Engine.load(settings)
     except IndexMissingError:
-        err.print(f"No index in {settings.index_dir} yet; building it from {settings.corpus_dir}.")
+        err.print(f"No index in {location(settings)} yet; building it from {settings.corpus_dir}.")
         index_build(corpus=None, index_dir=None)
     except VerbatimError as error:
         fail(str(error))
@@ -663,7 +668,8 @@ def train_answerer(
 
     def open_engine(training_set) -> Engine:
         key = hashlib.sha256(str(training_set.corpus.resolve()).encode()).hexdigest()[:10]
-        set_settings = settings.model_copy(update={"index_dir": work / f"{training_set.corpus.stem}-{key}"})
+        set_settings = settings.model_copy(update={"index_dir": work / f"{training_set.corpus.stem}-{key}",
+                                                       "database_url": None})
         guarded(lambda: _eval_index(set_settings, training_set.corpus), as_json=as_json)
         return guarded(lambda: Engine.load(set_settings, policy=collecting_policy(set_settings)),
                        as_json=as_json)
@@ -768,10 +774,10 @@ def eval_claims(
 def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:
     """Reuse the index in INDEX_DIR when it was built from this corpus with these models; else build it."""
     from index.sources.corpus import load_corpus
-    from index.store.files import INDEX_FORMAT, StoredIndex, fingerprint
+    from index.store.files import INDEX_FORMAT, fingerprint
 
     try:
-        stored = StoredIndex.open_current(settings.index_dir, searchable=False)
+        stored = open_index(settings, searchable=False)
     except VerbatimError:
         stored = None
     if stored is not None:

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -119,9 +118,7 @@ class Health:
         body: dict[str, Any] = {"ready": ready, "index_version": None, "documents": None, "passages": None}
         if self.live is not None:
             info = self.live.current.info()
-            # The version is the folder a build wrote (UTC time + random suffix), the same in every
-            # process that serves it.
-            body.update(index_version=Path(info.index_dir).name, documents=info.documents, passages=info.passages)
+            body.update(index_version=info.index_version, documents=info.documents, passages=info.passages)
             self.metrics.documents.set(info.documents)
             self.metrics.passages.set(info.passages)
         body["last_feed_poll"] = self.last_feed_poll.isoformat() if self.last_feed_poll else None

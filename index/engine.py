@@ -35,7 +35,7 @@ from index.settings import Settings
 from index.store.build import BuildReport, Encoders, ProgressCallback, build_index
 from index.store.interface import IndexVersion
 from index.store.segments import DocumentInfo
-from index.store.stores import open_index
+from index.store.stores import open_index, served_version
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
     from index.answers.llm import AnswerWriter, OnWritten
@@ -53,8 +53,9 @@ class IndexInfo:
     documents: int
     passages: int
     built_at: str
-    version: str
-    index_dir: str
+    version: str  # of Verbatim
+    index_dir: str  # where the index lives: a folder, or a database (without its password)
+    index_version: str  # the version served: the same in every process that serves it
 
 
 # Raw text longer than this many times the limit cannot clean down to it in any realistic case, so it
@@ -276,7 +277,7 @@ class Engine:
     def info(self) -> IndexInfo:
         m = self.stored.manifest
         return IndexInfo(m.model, m.dimension, m.multilingual_model, m.documents, m.passages, m.built_at,
-                         __version__, self.stored.location)
+                         __version__, self.stored.location, self.stored.version)
 
     def _check_doc(self, doc_id: str | None) -> None:
         if doc_id is not None and self.stored.lookup(doc_id) is None:
@@ -338,6 +339,23 @@ class LiveEngine:
             lambda encoders: store_items(self.settings, fetches, encoders=encoders, progress=progress),
             index_changed=lambda report: report.build is not None,
         )
+
+    def follow(self) -> bool:
+        """Switch to the version another process wrote (a re-index, an addition, a feed poll), if any.
+
+        Several processes can serve one index (shards or replicas on Postgres, or on one folder): each
+        calls this every INDEX_FOLLOW_SECONDS. Reading which version is served costs one small read;
+        True when this process switched."""
+        served = served_version(self.settings)
+        if served is None or served == self._engine.stored.version:
+            return False
+        if not self._reindex_lock.acquire(blocking=False):
+            return False  # this process is writing a version itself and switches when done
+        try:
+            self._engine = Engine.load(self.settings, encoders=self._engine.encoders)
+            return True
+        finally:
+            self._reindex_lock.release()
 
     def _while_locked(self, work: Callable[[Encoders], T], index_changed: Callable[[T], bool]) -> T:
         """Run one index-changing job at a time, then serve the index it wrote."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from bot.discord import formatting
 from bot.discord.errors import NONE
@@ -65,6 +65,27 @@ class ProgressReporter:
 class Admin(commands.Cog):
     def __init__(self, bot: VerbatimBot) -> None:
         self.bot = bot
+        # Another process may change the index (a shard or replica on the same Postgres or folder, or
+        # `verbatim add` in a terminal): this one checks every INDEX_FOLLOW_SECONDS and switches to it.
+        self.following = tasks.loop(seconds=bot.settings.index_follow_seconds)(self.follow_once)
+
+    async def cog_load(self) -> None:
+        self.following.start()
+
+    async def cog_unload(self) -> None:
+        self.following.cancel()
+
+    async def follow_once(self) -> bool:
+        try:
+            switched = await self.bot.in_background(self.bot.live.follow)
+        except Exception:  # a database that is briefly away must not stop the loop: the next tick retries
+            log.exception("could not check for a newer index version")
+            return False
+        if switched:
+            log.info("now serving index version %s, written by another process", self.bot.live.current.stored.version)
+            await asyncio.to_thread(self.bot.catalog.refresh, self.bot.live.current)
+            self.bot.health.reindexed("follow")
+        return switched
 
     @app_commands.command(name="reindex", description="Re-read corpus/ and update the index (Manage Server).")
     @app_commands.describe(full="Embed every article again instead of only new and changed ones")
