@@ -26,6 +26,7 @@ import json
 import queue
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -83,18 +84,20 @@ CREATE TABLE verbatim_documents (
 );
 CREATE INDEX verbatim_documents_served ON verbatim_documents (doc_id) WHERE removed_in IS NULL;
 CREATE TABLE verbatim_passages (
-    row BIGINT PRIMARY KEY, passage_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    row BIGINT NOT NULL, passage_id TEXT NOT NULL, doc_id TEXT NOT NULL,
     added_in BIGINT NOT NULL, removed_in BIGINT,
     position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
     sentences INTEGER[] NOT NULL, first_sentence_row BIGINT NOT NULL, length INTEGER NOT NULL,
-    dense vector({dense}) NOT NULL, multilingual {multilingual_type}
+    dense vector({dense}) NOT NULL, multilingual {multilingual_type},
+    -- BM25 joins every posting of a question's words to its passage: what it reads is in the index.
+    PRIMARY KEY (row) INCLUDE (length, added_in, removed_in)
 );
 CREATE TABLE verbatim_sentences (
     row BIGINT PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     tokens INTEGER NOT NULL, dense vector({dense}) NOT NULL, multilingual {multilingual_type}
 );
 CREATE TABLE verbatim_postings (term TEXT NOT NULL, row BIGINT NOT NULL, count REAL NOT NULL,
-                                PRIMARY KEY (term, row));
+                                PRIMARY KEY (term, row) INCLUDE (count));  -- read without the table
 CREATE TABLE verbatim_title_postings (term TEXT NOT NULL, doc_id TEXT NOT NULL, added_in BIGINT NOT NULL,
                                       count REAL NOT NULL, PRIMARY KEY (term, doc_id, added_in));
 """
@@ -563,6 +566,9 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
             connection.execute(f"NOTIFY {CHANNEL}, '{version}'")
         if first_passage == 0 and added[0] > 0:
             _create_vector_indexes(connection, manifest)
+            # A first version arrives all at once: set its visibility map and statistics now (autovacuum
+            # would, minutes later), so BM25 reads postings and passage lengths from the indexes alone.
+            connection.execute("VACUUM (ANALYZE) verbatim_postings, verbatim_passages")
     return written
 
 
@@ -597,7 +603,10 @@ def _create_vector_indexes(connection: psycopg.Connection, manifest: Manifest) -
     """HNSW over passage vectors, built once the first version's rows are in (faster than growing it
     row by row); later rows join it as they are inserted."""
     columns = ["dense"] + (["multilingual"] if manifest.multilingual_model else [])
-    connection.execute("SET maintenance_work_mem = '1GB'")
+    # At least 1GB; a database or server set higher (ALTER DATABASE … SET maintenance_work_mem) keeps its
+    # own: the build is far faster while the whole graph fits in it (docs/speed.md, Postgres store).
+    connection.execute("SELECT set_config('maintenance_work_mem', '1GB', false) "
+                       "WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('1GB')")
     for column in columns:
         connection.execute(
             f"CREATE INDEX IF NOT EXISTS verbatim_passages_{column}_hnsw ON verbatim_passages "  # noqa: S608
@@ -690,20 +699,27 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "text", "int8", "int4", "int4", "int4", "text", "int4[]", "int8",
                             "int4", "vector", "vector"])
-            postings: list[tuple[str, int, float]] = []
+            # Postings wait for the passages' COPY to end: kept as numbers (16 bytes each, not ~170 as
+            # tuples), so a million passages' 50 million postings fit in the writer's memory.
+            vocabulary: dict[str, int] = {}
+            posting_terms, posting_rows, posting_counts = array("i"), array("q"), array("f")
             for i, passage in enumerate(indexed.passages):
                 row = first_passage + i
                 terms = analyse(passage.text) or [""]  # as the files store: a passage with no words exists
                 lengths += len(terms)
-                postings.extend((term, row, float(count)) for term, count in Counter(terms).items())
+                for term, count in Counter(terms).items():
+                    posting_terms.append(vocabulary.setdefault(term, len(vocabulary)))
+                    posting_rows.append(row)
+                    posting_counts.append(count)
                 copy.write_row((row, passage.passage_id, passage.doc_id, version, passage.position, passage.start,
                                 passage.end, passage.text, [x for s in passage.sentences for x in (s.start, s.end)],
                                 first_sentence_rows[passage.doc_id] + passage.first_sentence, len(terms),
                                 indexed.dense[i],
                                 indexed.multilingual[i] if indexed.multilingual is not None else None))
         with cursor.copy("COPY verbatim_postings (term, row, count) FROM STDIN") as copy:
-            for posting in postings:
-                copy.write_row(posting)
+            words = list(vocabulary)
+            for term_id, posting_row, posting_count in zip(posting_terms, posting_rows, posting_counts, strict=True):
+                copy.write_row((words[term_id], posting_row, posting_count))
         with cursor.copy("COPY verbatim_sentences (row, doc_id, start, \"end\", tokens, dense, multilingual) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "int4", "int4", "int4", "vector", "vector"])
