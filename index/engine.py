@@ -35,7 +35,7 @@ from index.settings import Settings
 from index.store.build import BuildReport, Encoders, ProgressCallback, build_index
 from index.store.interface import IndexVersion
 from index.store.segments import DocumentInfo
-from index.store.stores import open_index, served_version
+from index.store.stores import open_index
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
     from index.answers.llm import AnswerWriter, OnWritten
@@ -344,9 +344,9 @@ class LiveEngine:
         """Switch to the version another process wrote (a re-index, an addition, a feed poll), if any.
 
         Several processes can serve one index (shards or replicas on Postgres, or on one folder): each
-        calls this every INDEX_FOLLOW_SECONDS. Reading which version is served costs one small read;
-        True when this process switched."""
-        served = served_version(self.settings)
+        calls this every INDEX_FOLLOW_SECONDS. Reading which version is served costs one small read (a
+        file, or one row on a connection the engine already has); True when this process switched."""
+        served = self._engine.stored.latest_version()
         if served is None or served == self._engine.stored.version:
             return False
         if not self._reindex_lock.acquire(blocking=False):

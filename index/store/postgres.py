@@ -13,7 +13,8 @@ The same content as the files store (index/store/files.py), in tables:
   as it does there (docs/quality.md compares both stores, and Postgres full-text search);
 - `verbatim_versions` (each version's manifest and BM25 statistics) and `verbatim_current` (one row:
   the version served). A writer adds a version's rows and switches `verbatim_current` in one
-  transaction, then NOTIFYs `verbatim_version`; readers also poll it (`current_version`).
+  transaction; every serving process reads that one row every few seconds (`latest_version`, polled
+  by LiveEngine.follow) and loads a newer version when there is one.
 
 Only one process writes at a time: a writer holds a Postgres advisory lock. Rows a version dropped
 are deleted by a later write once that version has been replaced for a minute, so a process still
@@ -25,17 +26,23 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
+import weakref
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from index.errors import IndexCorruptError, IndexFormatError, IndexMissingError, ReindexInProgressError
+from index.errors import (
+    IndexCorruptError,
+    IndexFormatError,
+    IndexMissingError,
+    IndexUnavailableError,
+    ReindexInProgressError,
+)
 from index.sources.corpus import Article
 from index.sources.passages import Span
 from index.store.files import INDEX_FORMAT, Manifest, fingerprint_of, refingerprint
@@ -55,8 +62,8 @@ if TYPE_CHECKING:
 
     from index.store.build import IndexedArticles
 
+T = TypeVar("T")
 WRITE_LOCK_KEY = 0x76657262  # "verb": the advisory lock a writer holds
-CHANNEL = "verbatim_version"
 # A dropped row outlives the version that dropped it by this long: readers re-check every few seconds.
 KEEP_REPLACED_SECONDS = 60
 HNSW_M = 16
@@ -109,14 +116,16 @@ def connect(url: str) -> psycopg.Connection:
         import psycopg
         from pgvector.psycopg import register_vector
     except ImportError as error:
-        raise IndexMissingError(
-            "the Postgres store (DATABASE_URL is set), but its packages are not installed: "
-            "pip install -r requirements-postgres.lock, or unset DATABASE_URL to use index files"
+        raise IndexUnavailableError(
+            "DATABASE_URL is set, but the Postgres store's packages are not installed: "
+            "`pip install -r requirements-postgres.lock`, or unset DATABASE_URL to keep the index in files."
         ) from error
     try:
-        connection = psycopg.connect(url, autocommit=True)
+        connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as error:
-        raise IndexMissingError(f"the Postgres database at {redacted(url)} ({error})") from error
+        raise IndexUnavailableError(
+            f"Could not reach the index database at {redacted(url)} ({str(error).strip()}). "
+            "Check DATABASE_URL and that Postgres is running.") from error
     try:
         register_vector(connection)
     except psycopg.ProgrammingError:
@@ -142,6 +151,22 @@ class ConnectionPool:
         self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = False
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """`work` on a pooled connection. A connection the server dropped (a restart, an idle timeout) is
+        replaced and the work tried once more; a database still away raises IndexUnavailableError."""
+        import psycopg
+
+        for attempt in range(2):
+            try:
+                with self.connection() as connection:
+                    return work(connection)
+            except psycopg.OperationalError as error:
+                if attempt == 1:
+                    raise IndexUnavailableError(
+                        f"The index database at {redacted(self.url)} stopped answering ({str(error).strip()}); "
+                        "try again in a moment.") from error
+        raise AssertionError("unreachable")
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -175,12 +200,6 @@ class ConnectionPool:
 # --- Reading ------------------------------------------------------------------------------------------
 
 
-def current_version(url: str) -> int | None:
-    """The version served now, or None when the database holds no index yet."""
-    with connect(url) as connection:
-        return _current(connection)
-
-
 def _current(connection: psycopg.Connection) -> int | None:
     import psycopg
 
@@ -199,6 +218,8 @@ class PostgresIndex:
         self.url = url
         self._ef_search = ef_search
         self._pool = ConnectionPool(url, pool_size)
+        # Also when the object is dropped unclosed: an engine replaced by a newer version lets its connections go.
+        self._release = weakref.finalize(self, self._pool.close)
         with self._pool.connection() as connection:
             _check_format(connection)
             version = _current(connection)
@@ -225,13 +246,16 @@ class PostgresIndex:
     def version(self) -> str:
         return str(self._version)
 
+    def latest_version(self) -> str | None:
+        version = self._pool.run(_current)
+        return None if version is None else str(version)
+
     @property
     def location(self) -> str:
         return redacted(self.url)
 
     def _query(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[tuple]:
-        with self._pool.connection() as connection:
-            return connection.execute(sql, params).fetchall()
+        return self._pool.run(lambda connection: connection.execute(sql, params).fetchall())
 
     def _params(self, **values: Any) -> dict[str, Any]:
         return {"version": self._version, **values}
@@ -314,11 +338,14 @@ class PostgresIndex:
             # HNSW, scanning on past rows this version does not serve until `k` are found.
             sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
                    f"ORDER BY {column} <#> %(vector)s LIMIT %(k)s")
-            with self._pool.connection() as connection, connection.transaction():
-                connection.execute("SELECT set_config('hnsw.ef_search', %s, true), "
-                                   "set_config('hnsw.iterative_scan', 'strict_order', true)",
-                                   (str(max(self._ef_search, k)),))
-                found = connection.execute(sql, values).fetchall()
+            def search(connection: psycopg.Connection) -> list[tuple]:
+                with connection.transaction():
+                    connection.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                                       "set_config('hnsw.iterative_scan', 'strict_order', true)",
+                                       (str(max(self._ef_search, k)),))
+                    return connection.execute(sql, values).fetchall()
+
+            found = self._pool.run(search)
         else:
             # A few documents' rows: every one of them weighed, exactly (the CTE keeps HNSW out).
             where, extra = _row_filter(rows)
@@ -331,12 +358,16 @@ class PostgresIndex:
     def exact_nearest(self, space: Space, vector: np.ndarray, k: int) -> Ranking:
         """`nearest` without HNSW: every served passage weighed (what benchmarks measure recall against)."""
         column = _column(space)
-        with self._pool.connection() as connection, connection.transaction():
-            connection.execute("SET LOCAL enable_indexscan = off")
-            found = connection.execute(
-                f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
-                f"ORDER BY {column} <#> %(vector)s, row LIMIT %(k)s",
-                self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))).fetchall()
+        sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
+               f"ORDER BY {column} <#> %(vector)s, row LIMIT %(k)s")
+        values = self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))
+
+        def search(connection: psycopg.Connection) -> list[tuple]:
+            with connection.transaction():
+                connection.execute("SET LOCAL enable_indexscan = off")
+                return connection.execute(sql, values).fetchall()
+
+        found = self._pool.run(search)
         return [(int(row), float(score)) for row, score in found]
 
     def passage_vectors(self, space: Space, rows: np.ndarray) -> np.ndarray | None:
@@ -429,7 +460,7 @@ class PostgresIndex:
         return True
 
     def close(self) -> None:
-        self._pool.close()
+        self._release()
 
 
 class SentenceVectors:
@@ -560,7 +591,6 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
                  stats[3] - leaving[3] + added[3]))
             connection.execute("INSERT INTO verbatim_current (singleton, version) VALUES (TRUE, %s) "
                                "ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version", (version,))
-            connection.execute(f"NOTIFY {CHANNEL}, '{version}'")
         if first_passage == 0 and added[0] > 0:
             _create_vector_indexes(connection, manifest)
     return written
@@ -714,19 +744,3 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
                                 else None))
     titled = [a for a in articles if passage_counts.get(a.doc_id, 0) > 0]
     return (len(indexed.passages), lengths, len(titled), float(sum(len(title_terms[a.doc_id]) for a in titled)))
-
-
-def wait_for_version(url: str, newer_than: int | None, timeout: float) -> int | None:
-    """Block until the served version is past `newer_than` (LISTEN/NOTIFY, checked each second too)."""
-    deadline = time.monotonic() + timeout
-    with connect(url) as connection:
-        connection.execute(f"LISTEN {CHANNEL}")
-        while True:
-            version = _current(connection)
-            if version is not None and (newer_than is None or version > newer_than):
-                return version
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return version
-            for _ in connection.notifies(timeout=min(1.0, left), stop_after=1):
-                pass
