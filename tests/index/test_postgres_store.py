@@ -4,6 +4,7 @@ the rest against both stores.)"""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,3 +79,22 @@ def test_rows_of_replaced_versions_are_deleted_once_no_reader_needs_them(seed_in
     old.close()
     answer = Engine.load(seed_in_postgres, encoders=encoders).ask("How many civilians were killed?")
     assert "973" in answer.text
+
+
+def test_the_command_line_builds_and_answers_on_postgres(tmp_path, seed_corpus, database_url):
+    env = {**os.environ, "DATABASE_URL": database_url, "CORPUS_DIR": str(seed_corpus),
+           "DATA_DIR": str(tmp_path / "var"), "MODEL_CACHE_DIR": str(MODEL_CACHE)}
+
+    def verbatim(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=300, cwd=Path(__file__).parents[2])
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "9 passages" in verbatim("index", "build")
+    assert not (tmp_path / "var" / "index").exists()  # the index went to the database, not to files
+    answer = json.loads(verbatim("ask", "How many civilians were killed?", "--json"))
+    assert answer["answered"] and "973" in answer["answer"]
+    status = json.loads(verbatim("index", "status", "--json"))
+    assert status["index"]["folder"].startswith("postgresql://") and status["index"]["documents"] == 1
+    assert not status["corpus"]["added"] and not status["corpus"]["removed"]
