@@ -295,6 +295,7 @@ class LiveEngine:
         self.settings = settings
         self._engine = engine
         self._reindex_lock = threading.Lock()
+        self._refused_version: str | None = None  # a newer version this process cannot serve (follow)
 
     @classmethod
     def open(cls, settings: Settings) -> LiveEngine:
@@ -347,13 +348,18 @@ class LiveEngine:
         calls this every INDEX_FOLLOW_SECONDS. Reading which version is served costs one small read (a
         file, or one row on a connection the engine already has); True when this process switched."""
         served = self._engine.stored.latest_version()
-        if served is None or served == self._engine.stored.version:
+        if served is None or served in (self._engine.stored.version, self._refused_version):
             return False
         if not self._reindex_lock.acquire(blocking=False):
             return False  # this process is writing a version itself and switches when done
         try:
             self._engine = Engine.load(self.settings, encoders=self._engine.encoders)
             return True
+        except VerbatimError:
+            # E.g. built with another model than this process's settings: said once, not every few seconds;
+            # the old version keeps answering.
+            self._refused_version = served
+            raise
         finally:
             self._reindex_lock.release()
 
