@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import uuid
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -161,6 +162,8 @@ class ConnectionPool:
             try:
                 with self.connection() as connection:
                     return work(connection)
+            except psycopg.errors.UndefinedTable as error:
+                raise IndexUnavailableError(_replaced_message(self.url)) from error
             except psycopg.OperationalError as error:
                 if attempt == 1:
                     raise IndexUnavailableError(
@@ -197,17 +200,24 @@ class ConnectionPool:
                 return
 
 
+def _replaced_message(url: str) -> str:
+    return (f"The index tables in {redacted(url)} were replaced by a build with other models. Restart this "
+            "process with the settings the index was built with (`verbatim index status` shows them).")
+
+
 # --- Reading ------------------------------------------------------------------------------------------
 
 
-def _current(connection: psycopg.Connection) -> int | None:
+def _current(connection: psycopg.Connection) -> tuple[int, str] | None:
+    """The version served and the id of the tables holding it (new tables, new id), or None."""
     import psycopg
 
     try:
-        row = connection.execute("SELECT version FROM verbatim_current").fetchone()
+        row = connection.execute("SELECT c.version, s.value #>> '{}' FROM verbatim_current c "
+                                 "JOIN verbatim_store s ON s.key = 'tables'").fetchone()
     except psycopg.errors.UndefinedTable:
         return None
-    return int(row[0]) if row else None
+    return (int(row[0]), str(row[1])) if row else None
 
 
 class PostgresIndex:
@@ -220,11 +230,13 @@ class PostgresIndex:
         self._pool = ConnectionPool(url, pool_size)
         # Also when the object is dropped unclosed: an engine replaced by a newer version lets its connections go.
         self._release = weakref.finalize(self, self._pool.close)
+        self._replaced = False  # set when the tables this version lives in are dropped (a rebuild with other models)
         with self._pool.connection() as connection:
             _check_format(connection)
-            version = _current(connection)
-            if version is None:
+            current = _current(connection)
+            if current is None:
                 raise IndexMissingError(f"the Postgres database at {redacted(url)}")
+            version, self._tables = current
             row = connection.execute(
                 "SELECT manifest, passages, total_length, titles, total_title_length FROM verbatim_versions "
                 "WHERE id = %s", (version,)).fetchone()
@@ -247,15 +259,22 @@ class PostgresIndex:
         return str(self._version)
 
     def latest_version(self) -> str | None:
-        version = self._pool.run(_current)
-        return None if version is None else str(version)
+        current = self._pool.run(_current)
+        if current is None or current[1] != self._tables:
+            self._replaced = True  # same table names, other tables: this version's rows are gone
+        return None if current is None else str(current[0])
 
     @property
     def location(self) -> str:
         return redacted(self.url)
 
     def _query(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[tuple]:
-        return self._pool.run(lambda connection: connection.execute(sql, params).fetchall())
+        return self._run(lambda connection: connection.execute(sql, params).fetchall())
+
+    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        if self._replaced:
+            raise IndexUnavailableError(_replaced_message(self.url))
+        return self._pool.run(work)
 
     def _params(self, **values: Any) -> dict[str, Any]:
         return {"version": self._version, **values}
@@ -345,7 +364,7 @@ class PostgresIndex:
                                        (str(max(self._ef_search, k)),))
                     return connection.execute(sql, values).fetchall()
 
-            found = self._pool.run(search)
+            found = self._run(search)
         else:
             # A few documents' rows: every one of them weighed, exactly (the CTE keeps HNSW out).
             where, extra = _row_filter(rows)
@@ -367,7 +386,7 @@ class PostgresIndex:
                 connection.execute("SET LOCAL enable_indexscan = off")
                 return connection.execute(sql, values).fetchall()
 
-        found = self._pool.run(search)
+        found = self._run(search)
         return [(int(row), float(score)) for row, score in found]
 
     def passage_vectors(self, space: Space, rows: np.ndarray) -> np.ndarray | None:
@@ -551,17 +570,22 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
     written and switched to in one transaction; the caller holds `write_lock`."""
     if indexed is None:
         indexed = _nothing_indexed(manifest)
+    fresh_tables = previous is None or not _same_columns(previous.manifest, manifest)
     with connect(url) as connection:
-        if previous is None or not _same_columns(previous.manifest, manifest):
-            _create_schema(connection, manifest)
-            previous_version, stats = 0, (0, 0.0, 0, 0.0)
-            gone = set()
+        if fresh_tables:
+            # Numbers go on from the old tables' versions, so every process sees a new one.
+            previous_version = (_current(connection) or (0, ""))[0]
+            stats, gone = (0, 0.0, 0, 0.0), set()
         else:
+            assert previous is not None  # noqa: S101
             previous_version = previous._version
             stats = (previous._passages, previous._mean_length * previous._passages,
                      previous._titles, previous._mean_title_length * previous._titles)
         version = previous_version + 1
         with connection.transaction():
+            if fresh_tables:
+                # In the same transaction as the rows: a build that fails leaves the old tables serving.
+                _create_schema(connection, manifest)
             _forget_replaced(connection)
             counts = connection.execute(
                 "SELECT COALESCE((SELECT max(row) + 1 FROM verbatim_passages), 0), "
@@ -572,7 +596,7 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
             added = _insert(connection, articles, indexed, version, first_passage, first_sentence)
             passages = stats[0] - leaving[0] + added[0]
             titles = stats[2] - leaving[2] + added[2]
-            before = previous.manifest if previous is not None and previous_version else None
+            before = previous.manifest if previous is not None and not fresh_tables else None
             written = replace(
                 manifest,
                 documents=(before.documents if before else 0) - leaving[4] + len(articles),
@@ -615,11 +639,11 @@ def _create_schema(connection: psycopg.Connection, manifest: Manifest) -> None:
     from pgvector.psycopg import register_vector
 
     multilingual = f"vector({manifest.multilingual_dimension})" if manifest.multilingual_model else "vector"
-    with connection.transaction():
-        for table in _TABLES:
-            connection.execute(f"DROP TABLE IF EXISTS {table}")
-        connection.execute(_SCHEMA.format(dense=manifest.dimension, multilingual_type=multilingual))
-        connection.execute("INSERT INTO verbatim_store VALUES ('format', %s)", (json.dumps(INDEX_FORMAT),))
+    for table in _TABLES:
+        connection.execute(f"DROP TABLE IF EXISTS {table}")
+    connection.execute(_SCHEMA.format(dense=manifest.dimension, multilingual_type=multilingual))
+    connection.execute("INSERT INTO verbatim_store VALUES ('format', %s), ('tables', %s)",
+                       (json.dumps(INDEX_FORMAT), json.dumps(uuid.uuid4().hex)))
     register_vector(connection)
 
 
@@ -642,9 +666,7 @@ def _forget_replaced(connection: psycopg.Connection) -> None:
     if row is None or row[0] is None:
         return
     # Versions up to this one have been replaced long enough (a later one is current).
-    limit = int(row[0])
-    current = _current(connection) or 0
-    limit = min(limit, current)
+    limit = min(int(row[0]), (_current(connection) or (0, ""))[0])
     old = connection.execute(
         "DELETE FROM verbatim_documents WHERE removed_in IS NOT NULL AND removed_in <= %s "
         "RETURNING doc_id, added_in, first_row, passage_count, first_sentence_row, sentence_count",

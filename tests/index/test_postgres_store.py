@@ -98,3 +98,19 @@ def test_the_command_line_builds_and_answers_on_postgres(tmp_path, seed_corpus, 
     status = json.loads(verbatim("index", "status", "--json"))
     assert status["index"]["folder"].startswith("postgresql://") and status["index"]["documents"] == 1
     assert not status["corpus"]["added"] and not status["corpus"]["removed"]
+
+
+def test_a_rebuild_with_other_models_tells_old_processes_to_restart(seed_in_postgres, encoders, tmp_path):
+    from index.engine import LiveEngine
+    from index.errors import IndexMismatchError
+
+    live = LiveEngine(seed_in_postgres, Engine.load(seed_in_postgres, encoders=encoders))
+    english_only = seed_in_postgres.model_copy(update={"multilingual_model": "none"})
+    build_index(english_only, encoders=type(encoders)(dense=encoders.dense, multilingual=None))
+    # The follow check (every INDEX_FOLLOW_SECONDS) finds a version built with other models: it is refused,
+    # once, and the old version, whose tables are gone, says what to do instead of answering from nothing.
+    with pytest.raises(IndexMismatchError):
+        live.follow()
+    assert not live.follow()
+    with pytest.raises(IndexUnavailableError, match="were replaced.*Restart this process"):
+        live.current.ask("How many civilians were killed?")
