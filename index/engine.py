@@ -353,7 +353,7 @@ class LiveEngine:
         if not self._reindex_lock.acquire(blocking=False):
             return False  # this process is writing a version itself and switches when done
         try:
-            self._engine = Engine.load(self.settings, encoders=self._engine.encoders)
+            self._engine = self._load_warm(self._engine.encoders)
             return True
         except VerbatimError:
             # E.g. built with another model than this process's settings: said once, not every few seconds;
@@ -363,6 +363,13 @@ class LiveEngine:
         finally:
             self._reindex_lock.release()
 
+    def _load_warm(self, encoders: Encoders) -> Engine:
+        """The new version, with what its first question would otherwise read first (every document's
+        date, a full read of the documents) read here, before it is swapped in, off the question path."""
+        engine = Engine.load(self.settings, encoders=encoders)
+        engine.searcher.warm_up()
+        return engine
+
     def _while_locked(self, work: Callable[[Encoders], T], index_changed: Callable[[T], bool]) -> T:
         """Run one index-changing job at a time, then serve the index it wrote."""
         if not self._reindex_lock.acquire(blocking=False):
@@ -371,7 +378,7 @@ class LiveEngine:
             encoders = self._engine.encoders
             result = work(encoders)
             if index_changed(result):
-                self._engine = Engine.load(self.settings, encoders=encoders)
+                self._engine = self._load_warm(encoders)
             return result
         finally:
             self._reindex_lock.release()
