@@ -624,8 +624,11 @@ def top_rows(scores: np.ndarray, count: int) -> list[tuple[int, float]]:
     count = min(count, int(np.count_nonzero(scores > 0)))
     if count == 0:
         return []
-    top = np.argpartition(-scores, count - 1)[:count]
-    top = top[np.lexsort((top, -scores[top]))]
+    # argpartition picks any of the rows tied at the cut-off; every row tied with the last one kept
+    # competes instead, so the earlier rows win there too (as Postgres's ORDER BY score, row does).
+    last = scores[np.argpartition(-scores, count - 1)[count - 1]]
+    top = np.flatnonzero(scores >= last)
+    top = top[np.lexsort((top, -scores[top]))][:count]
     return [(int(row), float(scores[row])) for row in top]
 
 
