@@ -61,6 +61,7 @@ CHANNEL = "verbatim_version"
 KEEP_REPLACED_SECONDS = 60
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
+NEAREST_TIE_ROOM = 8  # passages fetched past k, so equal vectors at the cut-off keep the earlier row
 
 _SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -312,13 +313,16 @@ class PostgresIndex:
         values = self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))
         if rows is None:
             # HNSW, scanning on past rows this version does not serve until `k` are found.
+            # HNSW returns passages of equal vectors (the same text in two articles) in the graph's order:
+            # a few more are fetched and ties go to the earlier row, as in FAISS.
+            values["k"] = int(k) + NEAREST_TIE_ROOM
             sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
                    f"ORDER BY {column} <#> %(vector)s LIMIT %(k)s")
             with self._pool.connection() as connection, connection.transaction():
                 connection.execute("SELECT set_config('hnsw.ef_search', %s, true), "
                                    "set_config('hnsw.iterative_scan', 'strict_order', true)",
-                                   (str(max(self._ef_search, k)),))
-                found = connection.execute(sql, values).fetchall()
+                                   (str(max(self._ef_search, values["k"])),))
+                found = sorted(connection.execute(sql, values).fetchall(), key=lambda r: (-r[1], r[0]))[:k]
         else:
             # A few documents' rows: every one of them weighed, exactly (the CTE keeps HNSW out).
             where, extra = _row_filter(rows)
@@ -410,8 +414,11 @@ class PostgresIndex:
                     GROUP BY d.doc_id, d.added_in, d.first_row, d.passage_count
                 ) t JOIN verbatim_passages p ON p.row >= t.first_row AND p.row < t.first_row + t.passage_count
                 WHERE {where}"""  # noqa: S608
+        # ::real, as the files store scores in float32: a float8 sum's last bit depends on the order
+        # Postgres adds a passage's terms in, which split the tie of two passages of equal text (ARCD
+        # has such twins) that both stores break by row.
         found = self._query(f"""
-            SELECT row, sum(score) AS score FROM (
+            SELECT row, sum(score)::real AS score FROM (
                 SELECT p.row, sum(q.idf * po.count / (%(k1)s * ((1 - %(b)s) + %(b)s * p.length / %(mean)s)
                        + po.count)) AS score
                 FROM unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf)

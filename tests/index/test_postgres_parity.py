@@ -25,6 +25,11 @@ from tests.conftest import DATA, make_settings
 QUARRY = analyse("Kestrelstone")[0]
 QUARRY_TOWNS = ("Brisk", "Tolva", "Marrow", "Ostend", "Quillon", "Harrowgate")
 
+TWINS = 12
+WEIR_REPORT = ("---\ntitle: \"Hollin weir gates jammed open after the storm\"\nlang: en\n---\n"
+               "Engineers said the Hollin weir gates jammed open after the storm, flooding the lower meadows "
+               "of Cressby. Repairs on the gates of the weir are expected to take three weeks.\n")
+
 
 def test_top_rows_ties_at_the_cut_off_go_to_the_earlier_rows():
     scores = np.ones(1000, dtype=np.float32)
@@ -62,6 +67,8 @@ def both_stores(tmp_path_factory, encoders, postgres_url):
         (corpus / f"quarry-{number}.md").write_text(
             f"---\ntitle: \"Report {number}\"\nsource: \"Vellmoor Courier\"\npublished: \"2026-03-0{number + 1}\"\n"
             f"lang: en\n---\nThe Kestrelstone quarry near {town} reopened on Tuesday.\n", encoding="utf-8")
+    for number in range(TWINS):  # one report carried word for word by twelve outlets (title and all)
+        (corpus / f"weir-{number}.md").write_text(WEIR_REPORT, encoding="utf-8")
     files = make_settings(tmp_path_factory.mktemp("parity-files"), corpus)
     postgres = make_settings(tmp_path_factory.mktemp("parity-postgres"), corpus, database_url=postgres_url)
     build_index(files, encoders=encoders)
@@ -107,3 +114,22 @@ def test_both_stores_rank_and_answer_alike(both_stores, encoders, question):
     finally:
         files.searcher.stored.close()
         postgres.searcher.stored.close()
+
+
+def test_both_stores_keep_the_earlier_of_equal_passages(both_stores):
+    """Equal texts give equal vectors and equal BM25: both stores list them by row, also at the cut-off."""
+    files, postgres = (open_index(settings) for settings in both_stores)
+    try:
+        twins = sorted(files.doc_rows(f"weir-{number}")[0] for number in range(TWINS))
+        assert twins == sorted(postgres.doc_rows(f"weir-{number}")[0] for number in range(TWINS))
+        vector = files.passage_vectors("dense", np.array(twins[-1:]))
+        assert vector is not None
+        for k in range(1, TWINS + 1):
+            assert [row for row, _ in files.nearest("dense", vector[0], k)] == twins[:k]
+            assert [row for row, _ in postgres.nearest("dense", vector[0], k)] == twins[:k]
+            terms = analyse("Hollin weir gates jammed")
+            assert [row for row, _ in files.lexical(terms, k, title_weight=0.5)] == twins[:k]
+            assert [row for row, _ in postgres.lexical(terms, k, title_weight=0.5)] == twins[:k]
+    finally:
+        files.close()
+        postgres.close()
