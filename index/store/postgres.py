@@ -44,6 +44,7 @@ from index.store.lexical import analyse
 from index.store.segments import (
     BM25_B,
     BM25_K1,
+    NEAREST_TIE_ROOM,
     DocumentInfo,
     PassageRecord,
     SentenceRecord,
@@ -61,7 +62,6 @@ CHANNEL = "verbatim_version"
 KEEP_REPLACED_SECONDS = 60
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
-NEAREST_TIE_ROOM = 8  # passages fetched past k, so equal vectors at the cut-off keep the earlier row
 
 _SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;

@@ -15,7 +15,7 @@ from index.engine import Engine
 from index.retrieval.question import parse_question
 from index.store.build import build_index
 from index.store.lexical import analyse
-from index.store.segments import top_rows
+from index.store.segments import SegmentedVectors, top_rows
 from index.store.stores import open_index
 from tests.conftest import DATA, make_settings
 
@@ -38,6 +38,28 @@ def test_top_rows_ties_at_the_cut_off_go_to_the_earlier_rows():
     assert top_rows(scores, 3) == [(7, 2.0), (0, 1.0), (1, 1.0)]
     assert top_rows(np.array([0, 1, 1, 0], dtype=np.float32), 5) == [(1, 1.0), (2, 1.0)]
     assert top_rows(np.zeros(4, dtype=np.float32), 2) == []
+
+
+
+def test_equal_vectors_at_the_cut_off_keep_the_earlier_row():
+    """FAISS's heap kept whichever twin it ended with (the later one in most of these cases)."""
+    import faiss
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        vectors = rng.normal(size=(200, 64)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        first, second = sorted(int(row) for row in rng.choice(200, 2, replace=False))
+        vectors[second] = vectors[first]
+        flat = faiss.IndexFlatIP(64)
+        flat.add(vectors)
+        index = SegmentedVectors([flat], [0], [np.zeros(0, dtype=np.int64)])
+        query = vectors[first] + 0.9 * rng.normal(size=64).astype(np.float32)
+        query /= np.linalg.norm(query)
+        ranked = [row for row, _ in index.search(query, 200)]
+        assert ranked.index(second) == ranked.index(first) + 1
+        cut = ranked.index(first) + 1  # the cut-off falls between the twins
+        assert [row for row, _ in index.search(query, cut)] == ranked[:cut]
 
 
 @pytest.fixture(scope="module")
