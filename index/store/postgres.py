@@ -52,6 +52,7 @@ from index.store.lexical import analyse
 from index.store.segments import (
     BM25_B,
     BM25_K1,
+    NEAREST_TIE_ROOM,
     DocumentInfo,
     PassageRecord,
     SentenceRecord,
@@ -69,6 +70,7 @@ WRITE_LOCK_KEY = 0x76657262  # "verb": the advisory lock a writer holds
 KEEP_REPLACED_SECONDS = 60
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
+HNSW_MAX_EF_SEARCH = 1000  # pgvector's limit
 
 _SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -355,16 +357,21 @@ class PostgresIndex:
         values = self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))
         if rows is None:
             # HNSW, scanning on past rows this version does not serve until `k` are found.
+            # HNSW returns passages of equal vectors (the same text in two articles) in the graph's order:
+            # a few more are fetched and ties go to the earlier row, as in FAISS.
+            values["k"] = int(k) + NEAREST_TIE_ROOM
             sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
                    f"ORDER BY {column} <#> %(vector)s LIMIT %(k)s")
+            ef_search = str(min(max(self._ef_search, values["k"]), HNSW_MAX_EF_SEARCH))
+
             def search(connection: psycopg.Connection) -> list[tuple]:
                 with connection.transaction():
+                    # The iterative scan goes past ef_search (capped by pgvector) until k rows qualify.
                     connection.execute("SELECT set_config('hnsw.ef_search', %s, true), "
-                                       "set_config('hnsw.iterative_scan', 'strict_order', true)",
-                                       (str(max(self._ef_search, k)),))
+                                       "set_config('hnsw.iterative_scan', 'strict_order', true)", (ef_search,))
                     return connection.execute(sql, values).fetchall()
 
-            found = self._run(search)
+            found = sorted(self._run(search), key=lambda r: (-r[1], r[0]))[:k]
         else:
             # A few documents' rows: every one of them weighed, exactly (the CTE keeps HNSW out).
             where, extra = _row_filter(rows)
@@ -460,8 +467,11 @@ class PostgresIndex:
                     GROUP BY d.doc_id, d.added_in, d.first_row, d.passage_count
                 ) t JOIN verbatim_passages p ON p.row >= t.first_row AND p.row < t.first_row + t.passage_count
                 WHERE {where}"""  # noqa: S608
+        # ::real, as the files store scores in float32: a float8 sum's last bit depends on the order
+        # Postgres adds a passage's terms in, which split the tie of two passages of equal text (ARCD
+        # has such twins) that both stores break by row.
         found = self._query(f"""
-            SELECT row, sum(score) AS score FROM (
+            SELECT row, sum(score)::real AS score FROM (
                 SELECT p.row, sum(q.idf * po.count / (%(k1)s * ((1 - %(b)s) + %(b)s * p.length / %(mean)s)
                        + po.count)) AS score
                 FROM unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf)
