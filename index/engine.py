@@ -35,7 +35,7 @@ from index.settings import Settings
 from index.store.build import BuildReport, Encoders, ProgressCallback, build_index
 from index.store.interface import IndexVersion
 from index.store.segments import DocumentInfo
-from index.store.stores import open_index, served_version
+from index.store.stores import open_index
 
 if TYPE_CHECKING:  # ingesting needs the web client (httpx), which answering questions does not
     from index.answers.llm import AnswerWriter, OnWritten
@@ -295,6 +295,7 @@ class LiveEngine:
         self.settings = settings
         self._engine = engine
         self._reindex_lock = threading.Lock()
+        self._refused_version: str | None = None  # a newer version this process cannot serve (follow)
 
     @classmethod
     def open(cls, settings: Settings) -> LiveEngine:
@@ -344,18 +345,30 @@ class LiveEngine:
         """Switch to the version another process wrote (a re-index, an addition, a feed poll), if any.
 
         Several processes can serve one index (shards or replicas on Postgres, or on one folder): each
-        calls this every INDEX_FOLLOW_SECONDS. Reading which version is served costs one small read;
-        True when this process switched."""
-        served = served_version(self.settings)
-        if served is None or served == self._engine.stored.version:
+        calls this every INDEX_FOLLOW_SECONDS. Reading which version is served costs one small read (a
+        file, or one row on a connection the engine already has); True when this process switched."""
+        served = self._engine.stored.latest_version()
+        if served is None or served in (self._engine.stored.version, self._refused_version):
             return False
         if not self._reindex_lock.acquire(blocking=False):
             return False  # this process is writing a version itself and switches when done
         try:
-            self._engine = Engine.load(self.settings, encoders=self._engine.encoders)
+            self._engine = self._load_warm(self._engine.encoders)
             return True
+        except VerbatimError:
+            # E.g. built with another model than this process's settings: said once, not every few seconds;
+            # the old version keeps answering.
+            self._refused_version = served
+            raise
         finally:
             self._reindex_lock.release()
+
+    def _load_warm(self, encoders: Encoders) -> Engine:
+        """The new version, with what its first question would otherwise read first (every document's
+        date, a full read of the documents) read here, before it is swapped in, off the question path."""
+        engine = Engine.load(self.settings, encoders=encoders)
+        engine.searcher.warm_up()
+        return engine
 
     def _while_locked(self, work: Callable[[Encoders], T], index_changed: Callable[[T], bool]) -> T:
         """Run one index-changing job at a time, then serve the index it wrote."""
@@ -365,7 +378,7 @@ class LiveEngine:
             encoders = self._engine.encoders
             result = work(encoders)
             if index_changed(result):
-                self._engine = Engine.load(self.settings, encoders=encoders)
+                self._engine = self._load_warm(encoders)
             return result
         finally:
             self._reindex_lock.release()

@@ -50,3 +50,7 @@ class CorpusError(VerbatimError):
 class ReindexInProgressError(VerbatimError):
     def __init__(self) -> None:
         super().__init__("A re-index is already running; the current index keeps answering until it ends.")
+
+
+class IndexUnavailableError(VerbatimError):
+    """The database holding the index (DATABASE_URL) cannot be reached or used right now."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from index.engine import Engine
 from index.settings import Settings
 from index.store.build import Encoders, build_index
+from tests.postgres_support import TestPostgres
 
 DATA = Path(__file__).parent / "data"
 SEED_ARTICLE = DATA / "syria-vows-accountability.md"
@@ -51,3 +53,20 @@ def seed_engine(seed_settings, encoders) -> Engine:
 
 def seed_questions() -> list[dict]:
     return [json.loads(line) for line in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TestPostgres]:
+    """A real Postgres 18 with pgvector for the whole session (started only if a test asks for it)."""
+    server = TestPostgres.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def database_url(postgres_server: TestPostgres) -> Iterator[str]:
+    """The URL of a new, empty database with pgvector, dropped after the test."""
+    with postgres_server.database() as url:
+        yield url

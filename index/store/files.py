@@ -628,6 +628,12 @@ class StoredIndex:
     def version(self) -> str:
         return self.folder.name
 
+    def latest_version(self) -> str | None:
+        try:
+            return current_name(self.folder.parent.parent)
+        except (IndexMissingError, IndexCorruptError):
+            return None
+
     @property
     def location(self) -> str:
         return str(self.folder)

@@ -43,6 +43,9 @@ class IndexVersion(Protocol):
     def version(self) -> str:
         """Names this version: a new one is written by every build or addition."""
 
+    def latest_version(self) -> str | None:
+        """The version the store serves now, which a newer build may have made (None: no index left)."""
+
     @property
     def location(self) -> str:
         """Where the index lives, for people (a folder, or a database without its password)."""

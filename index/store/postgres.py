@@ -13,7 +13,8 @@ The same content as the files store (index/store/files.py), in tables:
   as it does there (docs/quality.md compares both stores, and Postgres full-text search);
 - `verbatim_versions` (each version's manifest and BM25 statistics) and `verbatim_current` (one row:
   the version served). A writer adds a version's rows and switches `verbatim_current` in one
-  transaction, then NOTIFYs `verbatim_version`; readers also poll it (`current_version`).
+  transaction; every serving process reads that one row every few seconds (`latest_version`, polled
+  by LiveEngine.follow) and loads a newer version when there is one.
 
 Only one process writes at a time: a writer holds a Postgres advisory lock. Rows a version dropped
 are deleted by a later write once that version has been replaced for a minute, so a process still
@@ -25,18 +26,25 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
+import uuid
+import weakref
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from index.errors import IndexCorruptError, IndexFormatError, IndexMissingError, ReindexInProgressError
+from index.errors import (
+    IndexCorruptError,
+    IndexFormatError,
+    IndexMissingError,
+    IndexUnavailableError,
+    ReindexInProgressError,
+)
 from index.sources.corpus import Article
 from index.sources.passages import Span
 from index.store.files import INDEX_FORMAT, Manifest, fingerprint_of, refingerprint
@@ -45,6 +53,7 @@ from index.store.lexical import analyse
 from index.store.segments import (
     BM25_B,
     BM25_K1,
+    NEAREST_TIE_ROOM,
     DocumentInfo,
     PassageRecord,
     SentenceRecord,
@@ -56,12 +65,13 @@ if TYPE_CHECKING:
 
     from index.store.build import IndexedArticles
 
+T = TypeVar("T")
 WRITE_LOCK_KEY = 0x76657262  # "verb": the advisory lock a writer holds
-CHANNEL = "verbatim_version"
 # A dropped row outlives the version that dropped it by this long: readers re-check every few seconds.
 KEEP_REPLACED_SECONDS = 60
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 64
+HNSW_MAX_EF_SEARCH = 1000  # pgvector's limit
 
 _SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -112,14 +122,16 @@ def connect(url: str) -> psycopg.Connection:
         import psycopg
         from pgvector.psycopg import register_vector
     except ImportError as error:
-        raise IndexMissingError(
-            "the Postgres store (DATABASE_URL is set), but its packages are not installed: "
-            "pip install -r requirements-postgres.lock, or unset DATABASE_URL to use index files"
+        raise IndexUnavailableError(
+            "DATABASE_URL is set, but the Postgres store's packages are not installed: "
+            "`pip install -r requirements-postgres.lock`, or unset DATABASE_URL to keep the index in files."
         ) from error
     try:
-        connection = psycopg.connect(url, autocommit=True)
+        connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as error:
-        raise IndexMissingError(f"the Postgres database at {redacted(url)} ({error})") from error
+        raise IndexUnavailableError(
+            f"Could not reach the index database at {redacted(url)} ({str(error).strip()}). "
+            "Check DATABASE_URL and that Postgres is running.") from error
     try:
         register_vector(connection)
     except psycopg.ProgrammingError:
@@ -145,6 +157,24 @@ class ConnectionPool:
         self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
         self._closed = False
+
+    def run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        """`work` on a pooled connection. A connection the server dropped (a restart, an idle timeout) is
+        replaced and the work tried once more; a database still away raises IndexUnavailableError."""
+        import psycopg
+
+        for attempt in range(2):
+            try:
+                with self.connection() as connection:
+                    return work(connection)
+            except psycopg.errors.UndefinedTable as error:
+                raise IndexUnavailableError(_replaced_message(self.url)) from error
+            except psycopg.OperationalError as error:
+                if attempt == 1:
+                    raise IndexUnavailableError(
+                        f"The index database at {redacted(self.url)} stopped answering ({str(error).strip()}); "
+                        "try again in a moment.") from error
+        raise AssertionError("unreachable")
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
@@ -175,23 +205,24 @@ class ConnectionPool:
                 return
 
 
+def _replaced_message(url: str) -> str:
+    return (f"The index tables in {redacted(url)} were replaced by a build with other models. Restart this "
+            "process with the settings the index was built with (`verbatim index status` shows them).")
+
+
 # --- Reading ------------------------------------------------------------------------------------------
 
 
-def current_version(url: str) -> int | None:
-    """The version served now, or None when the database holds no index yet."""
-    with connect(url) as connection:
-        return _current(connection)
-
-
-def _current(connection: psycopg.Connection) -> int | None:
+def _current(connection: psycopg.Connection) -> tuple[int, str] | None:
+    """The version served and the id of the tables holding it (new tables, new id), or None."""
     import psycopg
 
     try:
-        row = connection.execute("SELECT version FROM verbatim_current").fetchone()
+        row = connection.execute("SELECT c.version, s.value #>> '{}' FROM verbatim_current c "
+                                 "JOIN verbatim_store s ON s.key = 'tables'").fetchone()
     except psycopg.errors.UndefinedTable:
         return None
-    return int(row[0]) if row else None
+    return (int(row[0]), str(row[1])) if row else None
 
 
 class PostgresIndex:
@@ -202,11 +233,15 @@ class PostgresIndex:
         self.url = url
         self._ef_search = ef_search
         self._pool = ConnectionPool(url, pool_size)
+        # Also when the object is dropped unclosed: an engine replaced by a newer version lets its connections go.
+        self._release = weakref.finalize(self, self._pool.close)
+        self._replaced = False  # set when the tables this version lives in are dropped (a rebuild with other models)
         with self._pool.connection() as connection:
             _check_format(connection)
-            version = _current(connection)
-            if version is None:
+            current = _current(connection)
+            if current is None:
                 raise IndexMissingError(f"the Postgres database at {redacted(url)}")
+            version, self._tables = current
             row = connection.execute(
                 "SELECT manifest, passages, total_length, titles, total_title_length FROM verbatim_versions "
                 "WHERE id = %s", (version,)).fetchone()
@@ -228,13 +263,23 @@ class PostgresIndex:
     def version(self) -> str:
         return str(self._version)
 
+    def latest_version(self) -> str | None:
+        current = self._pool.run(_current)
+        if current is None or current[1] != self._tables:
+            self._replaced = True  # same table names, other tables: this version's rows are gone
+        return None if current is None else str(current[0])
+
     @property
     def location(self) -> str:
         return redacted(self.url)
 
     def _query(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> list[tuple]:
-        with self._pool.connection() as connection:
-            return connection.execute(sql, params).fetchall()
+        return self._run(lambda connection: connection.execute(sql, params).fetchall())
+
+    def _run(self, work: Callable[[psycopg.Connection], T]) -> T:
+        if self._replaced:
+            raise IndexUnavailableError(_replaced_message(self.url))
+        return self._pool.run(work)
 
     def _params(self, **values: Any) -> dict[str, Any]:
         return {"version": self._version, **values}
@@ -315,13 +360,21 @@ class PostgresIndex:
         values = self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))
         if rows is None:
             # HNSW, scanning on past rows this version does not serve until `k` are found.
+            # HNSW returns passages of equal vectors (the same text in two articles) in the graph's order:
+            # a few more are fetched and ties go to the earlier row, as in FAISS.
+            values["k"] = int(k) + NEAREST_TIE_ROOM
             sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
                    f"ORDER BY {column} <#> %(vector)s LIMIT %(k)s")
-            with self._pool.connection() as connection, connection.transaction():
-                connection.execute("SELECT set_config('hnsw.ef_search', %s, true), "
-                                   "set_config('hnsw.iterative_scan', 'strict_order', true)",
-                                   (str(max(self._ef_search, k)),))
-                found = connection.execute(sql, values).fetchall()
+            ef_search = str(min(max(self._ef_search, values["k"]), HNSW_MAX_EF_SEARCH))
+
+            def search(connection: psycopg.Connection) -> list[tuple]:
+                with connection.transaction():
+                    # The iterative scan goes past ef_search (capped by pgvector) until k rows qualify.
+                    connection.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                                       "set_config('hnsw.iterative_scan', 'strict_order', true)", (ef_search,))
+                    return connection.execute(sql, values).fetchall()
+
+            found = sorted(self._run(search), key=lambda r: (-r[1], r[0]))[:k]
         else:
             # A few documents' rows: every one of them weighed, exactly (the CTE keeps HNSW out).
             where, extra = _row_filter(rows)
@@ -334,12 +387,16 @@ class PostgresIndex:
     def exact_nearest(self, space: Space, vector: np.ndarray, k: int) -> Ranking:
         """`nearest` without HNSW: every served passage weighed (what benchmarks measure recall against)."""
         column = _column(space)
-        with self._pool.connection() as connection, connection.transaction():
-            connection.execute("SET LOCAL enable_indexscan = off")
-            found = connection.execute(
-                f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
-                f"ORDER BY {column} <#> %(vector)s, row LIMIT %(k)s",
-                self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))).fetchall()
+        sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
+               f"ORDER BY {column} <#> %(vector)s, row LIMIT %(k)s")
+        values = self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))
+
+        def search(connection: psycopg.Connection) -> list[tuple]:
+            with connection.transaction():
+                connection.execute("SET LOCAL enable_indexscan = off")
+                return connection.execute(sql, values).fetchall()
+
+        found = self._run(search)
         return [(int(row), float(score)) for row, score in found]
 
     def passage_vectors(self, space: Space, rows: np.ndarray) -> np.ndarray | None:
@@ -413,8 +470,11 @@ class PostgresIndex:
                     GROUP BY d.doc_id, d.added_in, d.first_row, d.passage_count
                 ) t JOIN verbatim_passages p ON p.row >= t.first_row AND p.row < t.first_row + t.passage_count
                 WHERE {where}"""  # noqa: S608
+        # ::real, as the files store scores in float32: a float8 sum's last bit depends on the order
+        # Postgres adds a passage's terms in, which split the tie of two passages of equal text (ARCD
+        # has such twins) that both stores break by row.
         found = self._query(f"""
-            SELECT row, sum(score) AS score FROM (
+            SELECT row, sum(score)::real AS score FROM (
                 SELECT p.row, sum(q.idf * po.count / (%(k1)s * ((1 - %(b)s) + %(b)s * p.length / %(mean)s)
                        + po.count)) AS score
                 FROM unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf)
@@ -432,7 +492,7 @@ class PostgresIndex:
         return True
 
     def close(self) -> None:
-        self._pool.close()
+        self._release()
 
 
 class SentenceVectors:
@@ -523,17 +583,22 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
     written and switched to in one transaction; the caller holds `write_lock`."""
     if indexed is None:
         indexed = _nothing_indexed(manifest)
+    fresh_tables = previous is None or not _same_columns(previous.manifest, manifest)
     with connect(url) as connection:
-        if previous is None or not _same_columns(previous.manifest, manifest):
-            _create_schema(connection, manifest)
-            previous_version, stats = 0, (0, 0.0, 0, 0.0)
-            gone = set()
+        if fresh_tables:
+            # Numbers go on from the old tables' versions, so every process sees a new one.
+            previous_version = (_current(connection) or (0, ""))[0]
+            stats, gone = (0, 0.0, 0, 0.0), set()
         else:
+            assert previous is not None  # noqa: S101
             previous_version = previous._version
             stats = (previous._passages, previous._mean_length * previous._passages,
                      previous._titles, previous._mean_title_length * previous._titles)
         version = previous_version + 1
         with connection.transaction():
+            if fresh_tables:
+                # In the same transaction as the rows: a build that fails leaves the old tables serving.
+                _create_schema(connection, manifest)
             _forget_replaced(connection)
             counts = connection.execute(
                 "SELECT COALESCE((SELECT max(row) + 1 FROM verbatim_passages), 0), "
@@ -544,7 +609,7 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
             added = _insert(connection, articles, indexed, version, first_passage, first_sentence)
             passages = stats[0] - leaving[0] + added[0]
             titles = stats[2] - leaving[2] + added[2]
-            before = previous.manifest if previous is not None and previous_version else None
+            before = previous.manifest if previous is not None and not fresh_tables else None
             written = replace(
                 manifest,
                 documents=(before.documents if before else 0) - leaving[4] + len(articles),
@@ -563,7 +628,6 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
                  stats[3] - leaving[3] + added[3]))
             connection.execute("INSERT INTO verbatim_current (singleton, version) VALUES (TRUE, %s) "
                                "ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version", (version,))
-            connection.execute(f"NOTIFY {CHANNEL}, '{version}'")
         if first_passage == 0 and added[0] > 0:
             _create_vector_indexes(connection, manifest)
             # A first version arrives all at once: set its visibility map and statistics now (autovacuum
@@ -591,11 +655,11 @@ def _create_schema(connection: psycopg.Connection, manifest: Manifest) -> None:
     from pgvector.psycopg import register_vector
 
     multilingual = f"vector({manifest.multilingual_dimension})" if manifest.multilingual_model else "vector"
-    with connection.transaction():
-        for table in _TABLES:
-            connection.execute(f"DROP TABLE IF EXISTS {table}")
-        connection.execute(_SCHEMA.format(dense=manifest.dimension, multilingual_type=multilingual))
-        connection.execute("INSERT INTO verbatim_store VALUES ('format', %s)", (json.dumps(INDEX_FORMAT),))
+    for table in _TABLES:
+        connection.execute(f"DROP TABLE IF EXISTS {table}")
+    connection.execute(_SCHEMA.format(dense=manifest.dimension, multilingual_type=multilingual))
+    connection.execute("INSERT INTO verbatim_store VALUES ('format', %s), ('tables', %s)",
+                       (json.dumps(INDEX_FORMAT), json.dumps(uuid.uuid4().hex)))
     register_vector(connection)
 
 
@@ -621,9 +685,7 @@ def _forget_replaced(connection: psycopg.Connection) -> None:
     if row is None or row[0] is None:
         return
     # Versions up to this one have been replaced long enough (a later one is current).
-    limit = int(row[0])
-    current = _current(connection) or 0
-    limit = min(limit, current)
+    limit = min(int(row[0]), (_current(connection) or (0, ""))[0])
     old = connection.execute(
         "DELETE FROM verbatim_documents WHERE removed_in IS NOT NULL AND removed_in <= %s "
         "RETURNING doc_id, added_in, first_row, passage_count, first_sentence_row, sentence_count",
@@ -730,19 +792,3 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
                                 else None))
     titled = [a for a in articles if passage_counts.get(a.doc_id, 0) > 0]
     return (len(indexed.passages), lengths, len(titled), float(sum(len(title_terms[a.doc_id]) for a in titled)))
-
-
-def wait_for_version(url: str, newer_than: int | None, timeout: float) -> int | None:
-    """Block until the served version is past `newer_than` (LISTEN/NOTIFY, checked each second too)."""
-    deadline = time.monotonic() + timeout
-    with connect(url) as connection:
-        connection.execute(f"LISTEN {CHANNEL}")
-        while True:
-            version = _current(connection)
-            if version is not None and (newer_than is None or version > newer_than):
-                return version
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return version
-            for _ in connection.notifies(timeout=min(1.0, left), stop_after=1):
-                pass

@@ -48,6 +48,9 @@ TITLES_DIR = "titles"  # BM25 postings of titles, one row per document with pass
 # BM25 as bm25s's default ("lucene") scores it, which the index used before segments.
 BM25_K1 = 1.5
 BM25_B = 0.75
+# Rows fetched past k: FAISS keeps whichever of the rows tied at the cut-off (equal vectors: one text
+# in two articles) its heap ends with; with a few more, the earlier row wins there, as in Postgres.
+NEAREST_TIE_ROOM = 8
 
 _SEGMENT_SCHEMA = """
 CREATE TABLE segment (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -503,21 +506,22 @@ class SegmentedVectors:
                 if len(mine) == 0:
                     continue
                 selector = faiss.IDSelectorBatch(mine)  # held here: the parameters do not keep it alive
-                scores, ids = part.search(query, min(k + len(hidden), len(mine)), params=selecting(selector))
+                scores, ids = part.search(query, min(k + len(hidden) + NEAREST_TIE_ROOM, len(mine)),
+                                          params=selecting(selector))
             elif rows is not None:
                 low, high = rows[0] - offset, rows[1] - offset
                 if high <= 0 or low >= part.ntotal:
                     continue
                 params = selecting(faiss.IDSelectorRange(max(low, 0), min(high, part.ntotal)))
-                scores, ids = part.search(query, min(k, high - low), params=params)
+                scores, ids = part.search(query, min(k + NEAREST_TIE_ROOM, high - low), params=params)
             else:
-                want = min(k + len(hidden), part.ntotal)
+                want = min(k + len(hidden) + NEAREST_TIE_ROOM, part.ntotal)
                 if want <= 0:
                     continue
                 scores, ids = part.search(query, want)
             found.extend((offset + int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True)
                          if i >= 0 and int(i) not in hidden)
-        found.sort(key=lambda item: (-item[1], item[0]))
+        found.sort(key=lambda item: (-item[1], item[0]))  # ties (equal vectors): the earlier row first
         return found[:k]
 
     def reconstruct_batch(self, rows: np.ndarray) -> np.ndarray:
@@ -624,8 +628,11 @@ def top_rows(scores: np.ndarray, count: int) -> list[tuple[int, float]]:
     count = min(count, int(np.count_nonzero(scores > 0)))
     if count == 0:
         return []
-    top = np.argpartition(-scores, count - 1)[:count]
-    top = top[np.lexsort((top, -scores[top]))]
+    # argpartition picks any of the rows tied at the cut-off; every row tied with the last one kept
+    # competes instead, so the earlier rows win there too (as Postgres's ORDER BY score, row does).
+    last = scores[np.argpartition(-scores, count - 1)[count - 1]]
+    top = np.flatnonzero(scores >= last)
+    top = top[np.lexsort((top, -scores[top]))][:count]
     return [(int(row), float(scores[row])) for row in top]
 
 

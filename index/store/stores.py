@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from index.errors import IndexCorruptError, IndexFormatError, IndexMissingError
 from index.settings import Settings
-from index.store.files import StoredIndex, build_lock, current_name
+from index.store.files import StoredIndex, build_lock
 from index.store.interface import IndexVersion
 from index.store.vectors import VectorIndexPolicy
 
@@ -34,21 +34,6 @@ def open_previous(settings: Settings) -> IndexVersion | None:
     try:
         return open_index(settings, searchable=False)
     except (IndexMissingError, IndexCorruptError, IndexFormatError):
-        return None
-
-
-def served_version(settings: Settings) -> str | None:
-    """The name of the version served now, read cheaply (a file, or one row), to notice another
-    process's re-index; None when there is no index."""
-    url = database_url(settings)
-    try:
-        if url is not None:
-            from index.store.postgres import current_version
-
-            version = current_version(url)
-            return None if version is None else str(version)
-        return current_name(settings.index_dir)
-    except (IndexMissingError, IndexCorruptError):
         return None
 
 
