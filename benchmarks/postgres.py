@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -184,6 +185,7 @@ def write_synthetic(size: int, url: str) -> dict[str, Any]:
         seconds["hnsw"] = time.perf_counter() - began
 
     log(f"{label(size)}: writing version 1 (one transaction of COPY), then the HNSW index")
+    Path("/proc/self/clear_refs").write_text("5")  # the peak RSS from here on is the write's (Linux)
     postgres._create_vector_indexes = timed_indexes
     try:
         write_started = time.perf_counter()
@@ -352,6 +354,28 @@ def processes(url: str, count: int, ef: int, seconds: float) -> list[dict[str, f
                 process.kill()
 
 
+def seed_processes(args, rows: list[list[object]]) -> str:
+    """One and two processes answering from the seed corpus (corpus/, a few articles) built into Postgres
+    by `build_index`: the engine's own cost per question when BM25 and HNSW have almost nothing to read."""
+    from index.store.build import build_index
+
+    server = Server("verbatim_seed", args.shared_buffers)
+    try:
+        settings = settings_for(server.url, args.ef_search).model_copy(update={"corpus_dir": ROOT / "corpus"})
+        report = build_index(settings)
+        name = f"seed corpus ({report.passages} passages)"
+        for count in (1, 2):
+            log(f"{name}: {count} process(es) answering for {args.seconds:.0f} s")
+            results = processes(server.url, count, args.ef_search, args.seconds)
+            rows.append([name, count, sum(r["answers"] / r["seconds"] for r in results),
+                         " / ".join(f"{r['p95']:.0f}" for r in results),
+                         " / ".join(f"{r['cpu_per_answer_ms']:.0f}" for r in results), load_time()])
+            print(table(PROCESSES, rows[-1:]), file=sys.stderr, flush=True)
+        return server.description
+    finally:
+        server.stop(args.keep)
+
+
 # --- the run -------------------------------------------------------------------------------------------
 
 
@@ -363,6 +387,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep-ef", default="40,100,200", help="ef_search values searched and answered with")
     parser.add_argument("--sweep-up-to", default="100k", help="the largest size the sweep runs at")
     parser.add_argument("--processes-at", default="100k", help="the size one and two processes answer from")
+    parser.add_argument("--seed", action="store_true", help="also 1 and 2 processes on the seed corpus (corpus/)")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long each process answers")
     parser.add_argument("--shared-buffers", default="4GB")
     parser.add_argument("--rebuild-hnsw-with", default="", help="after measuring the store's HNSW build, "
@@ -384,9 +409,11 @@ def main(argv: list[str] | None = None) -> None:
     sweep = [int(x) for x in args.sweep_ef.split(",") if x.strip()]
     questions = scifact_queries()[: args.queries + WARM_UP]
     build_rows, search_rows, answer_rows, process_rows, size_rows, hnsw_rows = [], [], [], [], [], []
-    for size in [parse_size(s) for s in args.sizes.split(",")]:
+    description = seed_processes(args, process_rows) if args.seed else ""
+    for size in [parse_size(s) for s in args.sizes.split(",") if s.strip()]:
         name = label(size)
         server = Server(f"verbatim_{name.lower()}", args.shared_buffers)
+        description = server.description
         try:
             log(f"{name}: {server.description}")
             phases = write_synthetic(size, server.url)
@@ -430,20 +457,23 @@ def main(argv: list[str] | None = None) -> None:
                 print(table(HNSW, hnsw_rows[-2:]), file=sys.stderr, flush=True)
         finally:
             server.stop(args.keep)
-    print(f"\nPostgres: {server.description}. English only, one sentence record a passage (see the docstring). "
+    print(f"\nPostgres: {description}. English only, one sentence record a passage (see the docstring). "
           f"{args.queries} SciFact claims a row after {WARM_UP} warm-up. load: 1/5/15-minute load averages "
           "when the row finished.")
-    print("\nWriting (seconds):")
-    print(table(BUILD, build_rows))
+    if build_rows:
+        print("\nWriting (seconds):")
+        print(table(BUILD, build_rows))
     if hnsw_rows:
         print("\nHNSW build by maintenance_work_mem (seconds):")
         print(table(HNSW, hnsw_rows))
-    print("\nOn disk (MB):")
-    print(table(["passages", "relation", "MB"], size_rows))
-    print("\nDense search, HNSW against exact (ms):")
-    print(table(SEARCH, search_rows))
-    print("\nAnswers (Engine.ask over the Postgres store, ms):")
-    print(table(ANSWER, answer_rows))
+    if size_rows:
+        print("\nOn disk (MB):")
+        print(table(["passages", "relation", "MB"], size_rows))
+    if search_rows:
+        print("\nDense search, HNSW against exact (ms):")
+        print(table(SEARCH, search_rows))
+        print("\nAnswers (Engine.ask over the Postgres store, ms):")
+        print(table(ANSWER, answer_rows))
     if process_rows:
         print(f"\nProcesses answering from one database ({args.seconds:.0f} s each, ef_search {args.ef_search}; "
               f"{os.cpu_count()} cores shared by the processes and Postgres):")
@@ -451,7 +481,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 BUILD = ["passages", "content s", "write transaction s", "HNSW build s", "VACUUM ANALYZE s", "write_version s",
-         "writer peak RSS MB", "load"]
+         "peak RSS while writing MB", "load"]
 SEARCH = ["passages", "ef_search", "recall@10", "HNSW p50 ms", "HNSW p95 ms", "exact p50 ms", "exact p95 ms", "load"]
 ANSWER = ["passages", "ef_search", "answer p50 ms", "answer p95 ms", "answer CPU p50 ms (Python side)", "load"]
 HNSW = ["passages", "maintenance_work_mem", "HNSW build s", "pgvector said"]
