@@ -82,7 +82,21 @@ def load_time() -> str:
 # --- the server --------------------------------------------------------------------------------------
 
 
-class Server:
+class Database:
+    """A database this benchmark measures, by its URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def sql(self, query: str, params: Any = None) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as connection:
+            cursor = connection.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+
+class Server(Database):
     """One embedded Postgres with database `name`, tuned for serving and stopped (and deleted) at the end."""
 
     def __init__(self, name: str, shared_buffers: str) -> None:
@@ -104,13 +118,6 @@ class Server:
                                      "current_setting('max_parallel_maintenance_workers')").fetchone()
         self.description = f"{row[0].split(' on ')[0]}, shared_buffers {row[1]}, " \
                            f"max_parallel_maintenance_workers {row[2]}" if row else "?"
-
-    def sql(self, query: str, params: Any = None) -> list[tuple]:
-        import psycopg
-
-        with psycopg.connect(self.url, autocommit=True) as connection:
-            cursor = connection.execute(query, params)
-            return cursor.fetchall() if cursor.description else []
 
     def stop(self, keep: bool) -> None:
         try:
@@ -201,7 +208,7 @@ def write_synthetic(size: int, url: str) -> dict[str, Any]:
     return seconds
 
 
-def rebuild_hnsw(server: Server, name: str, memory: str) -> tuple[float, list[str]]:
+def rebuild_hnsw(server: Database, name: str, memory: str) -> tuple[float, list[str]]:
     """Drop the HNSW index and build it again as the store does, with the database's maintenance_work_mem
     set to `memory` (the store keeps a setting above its own 1GB); returns seconds and pgvector's notices."""
     from index.store import postgres
@@ -222,7 +229,7 @@ def rebuild_hnsw(server: Server, name: str, memory: str) -> tuple[float, list[st
         server.sql(f"ALTER DATABASE \"{name}\" RESET maintenance_work_mem")
 
 
-def sizes_of(server: Server) -> list[list[object]]:
+def sizes_of(server: Database) -> list[list[object]]:
     rows = server.sql(
         "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = "
         "c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'i') AND c.relname LIKE 'verbatim_%%' "
@@ -234,14 +241,16 @@ def sizes_of(server: Server) -> list[list[object]]:
 # --- measuring ------------------------------------------------------------------------------------
 
 
-def search_figures(url: str, queries, ef_values: list[int]) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Exact search's p50/p95, then recall@10 and p50/p95 of HNSW search at each ef_search."""
+def search_figures(url: str, queries, ef_values: list[int],
+                   exact_search: bool = True) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Exact search's p50/p95, then recall@10 (against it) and p50/p95 of HNSW search at each ef_search."""
     from index.store.postgres import PostgresIndex
 
     index = PostgresIndex(url, pool_size=1)
+    truth: list[set[int]] = []
+    exact_ms: list[float] = []
     try:
-        truth, exact_ms = [], []
-        for number, vector in enumerate(queries):
+        for number, vector in enumerate(queries if exact_search else []):
             began = time.perf_counter()
             found = index.exact_nearest("dense", vector, 10)
             if number >= WARM_UP:
@@ -255,15 +264,17 @@ def search_figures(url: str, queries, ef_values: list[int]) -> tuple[dict[str, f
         index = PostgresIndex(url, ef_search=ef, pool_size=1)
         try:
             recalls, ms = [], []
-            for number, (vector, expected) in enumerate(zip(queries, truth, strict=True)):
+            for number, (vector, expected) in enumerate(zip(queries, truth or [None] * len(queries), strict=True)):
                 began = time.perf_counter()
                 found = index.nearest("dense", vector, 10)
                 if number >= WARM_UP:
                     ms.append((time.perf_counter() - began) * 1000)
-                recalls.append(len(expected & {row for row, _ in found}) / 10)
+                if expected is not None:
+                    recalls.append(len(expected & {row for row, _ in found}) / 10)
         finally:
             index.close()
-        results.append({"ef": ef, "recall": sum(recalls) / len(recalls), "p50": percentile(ms, 0.5),
+        results.append({"ef": ef, "recall": sum(recalls) / len(recalls) if recalls else float("nan"),
+                        "p50": percentile(ms, 0.5),
                         "p95": percentile(ms, 0.95)})
         log(f"ef_search {ef}: recall@10 {results[-1]['recall']:.3f}, p95 {results[-1]['p95']:.1f} ms")
     return exact, results
@@ -288,7 +299,7 @@ def answer_figures(url: str, ef: int, questions: list[str], encoders) -> dict[st
     return {"p50": percentile(ms, 0.5), "p95": percentile(ms, 0.95), "cpu_p50": percentile(cpu, 0.5)}
 
 
-def statements(server: Server, limit: int = 6) -> list[list[object]]:
+def statements(server: Database, limit: int = 6) -> list[list[object]]:
     rows = server.sql(
         "SELECT calls, total_exec_time, mean_exec_time, rows / greatest(calls, 1), query FROM pg_stat_statements "
         "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
@@ -392,6 +403,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shared-buffers", default="4GB")
     parser.add_argument("--rebuild-hnsw-with", default="", help="after measuring the store's HNSW build, "
                         "build it again with this maintenance_work_mem (e.g. 4GB) and compare")
+    parser.add_argument("--database-url", help="measure this database (written by this benchmark, one size in "
+                        "--sizes naming it) instead of writing one; it is left as it is")
+    parser.add_argument("--skip", default="", help="measurements to leave out: exact, answers (comma-separated)")
     parser.add_argument("--keep", action="store_true", help="keep the database folders (under var/bench/postgres)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--offset", type=int, default=0, help=argparse.SUPPRESS)
@@ -412,32 +426,39 @@ def main(argv: list[str] | None = None) -> None:
     description = seed_processes(args, process_rows) if args.seed else ""
     for size in [parse_size(s) for s in args.sizes.split(",") if s.strip()]:
         name = label(size)
-        server = Server(f"verbatim_{name.lower()}", args.shared_buffers)
-        description = server.description
+        server: Database
+        if args.database_url:
+            server, phases = Database(args.database_url), {}
+        else:
+            server = Server(f"verbatim_{name.lower()}", args.shared_buffers)
+            description = server.description
         try:
-            log(f"{name}: {server.description}")
-            phases = write_synthetic(size, server.url)
-            after = phases["write_version"] - phases["transaction"] - phases["hnsw"]
-            build_rows.append([name, phases["content"], phases["transaction"], phases["hnsw"], after,
-                               phases["write_version"], round(phases["writer_peak_rss_mb"]), load_time()])
-            print(table(BUILD, build_rows[-1:]), file=sys.stderr, flush=True)
+            if isinstance(server, Server):
+                log(f"{name}: {server.description}")
+                phases = write_synthetic(size, server.url)
+                after = phases["write_version"] - phases["transaction"] - phases["hnsw"]
+                build_rows.append([name, phases["content"], phases["transaction"], phases["hnsw"], after,
+                                   phases["write_version"], round(phases["writer_peak_rss_mb"]), load_time()])
+                print(table(BUILD, build_rows[-1:]), file=sys.stderr, flush=True)
             size_rows += [[name, *row] for row in sizes_of(server)]
             encoders = Encoders.load(settings_for())
             queries = np.asarray(sentence_bank(encoders)["queries"], dtype=np.float32)[: args.queries + WARM_UP]
             ef_values = sweep if size <= parse_size(args.sweep_up_to) else [args.ef_search]
             log(f"{name}: exact and HNSW search, {len(queries) - WARM_UP} claims")
-            exact, found = search_figures(server.url, queries, ef_values)
+            skip = {x.strip() for x in args.skip.split(",") if x.strip()}
+            exact, found = search_figures(server.url, queries, ef_values, exact_search="exact" not in skip)
             for figures in found:
                 ef = int(figures["ef"])
                 server.sql("SELECT pg_stat_statements_reset()")
                 log(f"{name}: Engine.ask at ef_search {ef}")
-                answers = answer_figures(server.url, ef, questions, encoders)
+                answers = (answer_figures(server.url, ef, questions, encoders) if "answers" not in skip
+                           else {"p50": float("nan"), "p95": float("nan"), "cpu_p50": float("nan")})
                 search_rows.append([name, ef, figures["recall"], figures["p50"], figures["p95"], exact["p50"],
                                     exact["p95"], load_time()])
                 answer_rows.append([name, ef, answers["p50"], answers["p95"], answers["cpu_p50"], load_time()])
                 print(table(SEARCH, search_rows[-1:]), file=sys.stderr, flush=True)
                 print(table(ANSWER, answer_rows[-1:]), file=sys.stderr, flush=True)
-                if ef == args.ef_search:
+                if ef == args.ef_search and "answers" not in skip:
                     print(f"\nWhere the database time of {name}'s answers goes (pg_stat_statements, "
                           f"ef_search {ef}):")
                     print(table(STATEMENTS, statements(server)), flush=True)
@@ -452,11 +473,13 @@ def main(argv: list[str] | None = None) -> None:
             if args.rebuild_hnsw_with:
                 log(f"{name}: building HNSW again with maintenance_work_mem {args.rebuild_hnsw_with}")
                 rebuilt, notices = rebuild_hnsw(server, f"verbatim_{name.lower()}", args.rebuild_hnsw_with)
-                hnsw_rows.append([name, "1GB (the store's)", phases["hnsw"], "; ".join(phases["notices"]) or "-"])
+                if phases:
+                    hnsw_rows.append([name, "1GB (the store's)", phases["hnsw"], "; ".join(phases["notices"]) or "-"])
                 hnsw_rows.append([name, args.rebuild_hnsw_with, rebuilt, "; ".join(notices) or "-"])
                 print(table(HNSW, hnsw_rows[-2:]), file=sys.stderr, flush=True)
         finally:
-            server.stop(args.keep)
+            if isinstance(server, Server):
+                server.stop(args.keep)
     print(f"\nPostgres: {description}. English only, one sentence record a passage (see the docstring). "
           f"{args.queries} SciFact claims a row after {WARM_UP} warm-up. load: 1/5/15-minute load averages "
           "when the row finished.")
