@@ -94,26 +94,31 @@ CREATE TABLE verbatim_documents (
 );
 CREATE INDEX verbatim_documents_served ON verbatim_documents (doc_id) WHERE removed_in IS NULL;
 CREATE TABLE verbatim_passages (
-    row BIGINT NOT NULL, passage_id TEXT NOT NULL, doc_id TEXT NOT NULL,
+    row BIGINT PRIMARY KEY, passage_id TEXT NOT NULL, doc_id TEXT NOT NULL,
     added_in BIGINT NOT NULL, removed_in BIGINT,
     position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
     sentences INTEGER[] NOT NULL, first_sentence_row BIGINT NOT NULL, length INTEGER NOT NULL,
-    dense vector({dense}) NOT NULL, multilingual {multilingual_type},
-    -- BM25 joins every posting of a question's words to its passage: what it reads is in the index.
-    PRIMARY KEY (row) INCLUDE (length, added_in, removed_in)
+    dense vector({dense}) NOT NULL, multilingual {multilingual_type}
 );
+CREATE INDEX verbatim_passages_dropped ON verbatim_passages (row, removed_in) WHERE removed_in IS NOT NULL;
 CREATE TABLE verbatim_sentences (
     row BIGINT PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     tokens INTEGER NOT NULL, dense vector({dense}) NOT NULL, multilingual {multilingual_type}
 );
+-- A posting carries its passage's version and length, and its key all BM25 reads: a question's postings
+-- are scored from this index alone (joining each to its passage cost 2.5x the time, docs/speed.md).
 CREATE TABLE verbatim_postings (term TEXT NOT NULL, row BIGINT NOT NULL, count REAL NOT NULL,
-                                PRIMARY KEY (term, row) INCLUDE (count));  -- read without the table
+                                added_in BIGINT NOT NULL, length INTEGER NOT NULL,
+                                PRIMARY KEY (term, row) INCLUDE (count, added_in, length));
 CREATE TABLE verbatim_title_postings (term TEXT NOT NULL, doc_id TEXT NOT NULL, added_in BIGINT NOT NULL,
                                       count REAL NOT NULL, PRIMARY KEY (term, doc_id, added_in));
 """
 _TABLES = ("verbatim_title_postings", "verbatim_postings", "verbatim_sentences", "verbatim_passages",
            "verbatim_documents", "verbatim_current", "verbatim_versions", "verbatim_store")
 _SERVED = "added_in <= %(version)s AND (removed_in IS NULL OR removed_in > %(version)s)"
+# Postings of rows added by the version or before, less these (the few dropped rows not yet deleted).
+_DROPPED_ROWS = ("SELECT row FROM verbatim_passages WHERE removed_in IS NOT NULL "
+                 "AND removed_in <= %(version)s")
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -422,9 +427,8 @@ class PostgresIndex:
         missing = sorted(set(terms) - set(known))
         if missing:
             counted = dict(self._query(
-                "SELECT po.term, count(*) FROM verbatim_postings po JOIN verbatim_passages p ON p.row = po.row "
-                "WHERE po.term = ANY(%(terms)s) AND p.added_in <= %(version)s "
-                "AND (p.removed_in IS NULL OR p.removed_in > %(version)s) GROUP BY po.term",
+                "SELECT term, count(*) FROM verbatim_postings WHERE term = ANY(%(terms)s) "  # noqa: S608
+                f"AND added_in <= %(version)s AND row NOT IN ({_DROPPED_ROWS}) GROUP BY term",
                 self._params(terms=missing)))
             fresh = {t: int(counted.get(t, 0)) for t in missing}
             with self._lock:
@@ -444,6 +448,7 @@ class PostgresIndex:
         frequencies = self.document_frequencies(terms)
         idfs = [float(np.float32(self.idf(frequencies[t]))) for t in terms]
         where, extra = _row_filter(rows, column="p.row")
+        posting_where, _ = _row_filter(rows, column="po.row")
         values = self._params(terms=terms, idfs=idfs, k1=BM25_K1, b=BM25_B, mean=self._mean_length, k=int(k),
                               title_weight=float(title_weight), mean_title=self._mean_title_length, **extra)
         titled = ""
@@ -475,14 +480,12 @@ class PostgresIndex:
         # has such twins) that both stores break by row.
         found = self._query(f"""
             SELECT row, sum(score)::real AS score FROM (
-                SELECT p.row, sum(q.idf * po.count / (%(k1)s * ((1 - %(b)s) + %(b)s * p.length / %(mean)s)
+                SELECT po.row, sum(q.idf * po.count / (%(k1)s * ((1 - %(b)s) + %(b)s * po.length / %(mean)s)
                        + po.count)) AS score
                 FROM unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf)
                 JOIN verbatim_postings po ON po.term = q.term
-                JOIN verbatim_passages p ON p.row = po.row
-                WHERE p.added_in <= %(version)s AND (p.removed_in IS NULL OR p.removed_in > %(version)s)
-                  AND {where}
-                GROUP BY p.row{titled}
+                WHERE po.added_in <= %(version)s AND po.row NOT IN ({_DROPPED_ROWS}) AND {posting_where}
+                GROUP BY po.row{titled}
             ) scored GROUP BY row HAVING sum(score) > 0 ORDER BY score DESC, row LIMIT %(k)s""",  # noqa: S608
             values)
         return [(int(row), float(score)) for row, score in found]
@@ -631,7 +634,7 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
         if first_passage == 0 and added[0] > 0:
             _create_vector_indexes(connection, manifest)
             # A first version arrives all at once: set its visibility map and statistics now (autovacuum
-            # would, minutes later), so BM25 reads postings and passage lengths from the indexes alone.
+            # would, minutes later), so BM25 reads its postings from their index alone from the start.
             connection.execute("VACUUM (ANALYZE) verbatim_postings, verbatim_passages")
     return written
 
@@ -765,10 +768,12 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
             # tuples), so a million passages' 50 million postings fit in the writer's memory.
             vocabulary: dict[str, int] = {}
             posting_terms, posting_rows, posting_counts = array("i"), array("q"), array("f")
+            passage_lengths = array("i")
             for i, passage in enumerate(indexed.passages):
                 row = first_passage + i
                 terms = analyse(passage.text) or [""]  # as the files store: a passage with no words exists
                 lengths += len(terms)
+                passage_lengths.append(len(terms))
                 for term, count in Counter(terms).items():
                     posting_terms.append(vocabulary.setdefault(term, len(vocabulary)))
                     posting_rows.append(row)
@@ -778,10 +783,11 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
                                 first_sentence_rows[passage.doc_id] + passage.first_sentence, len(terms),
                                 indexed.dense[i],
                                 indexed.multilingual[i] if indexed.multilingual is not None else None))
-        with cursor.copy("COPY verbatim_postings (term, row, count) FROM STDIN") as copy:
+        with cursor.copy("COPY verbatim_postings (term, row, count, added_in, length) FROM STDIN") as copy:
             words = list(vocabulary)
             for term_id, posting_row, posting_count in zip(posting_terms, posting_rows, posting_counts, strict=True):
-                copy.write_row((words[term_id], posting_row, posting_count))
+                copy.write_row((words[term_id], posting_row, posting_count, version,
+                                passage_lengths[posting_row - first_passage]))
         with cursor.copy("COPY verbatim_sentences (row, doc_id, start, \"end\", tokens, dense, multilingual) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "int4", "int4", "int4", "vector", "vector"])
