@@ -182,6 +182,7 @@ def _build(
                          corpus.warnings)
         previous_hashes = previous.content_hashes() if previous else {}
         if database_url(settings) is not None:
+            assert not isinstance(previous, StoredIndex)  # noqa: S101 (DATABASE_URL opened Postgres)
             # Every document again, in one new version beside the old one (readers keep it until the switch).
             return _write_postgres(settings, previous, corpus.articles, set(previous_hashes), encoders, max_tokens,
                                    report_progress, started, corpus.warnings)
