@@ -106,7 +106,7 @@ CREATE TABLE verbatim_sentences (
 );
 CREATE TABLE verbatim_postings (
     term TEXT NOT NULL, row BIGINT NOT NULL, count REAL NOT NULL, length REAL NOT NULL, added_in BIGINT NOT NULL,
-    PRIMARY KEY (term, row)
+    PRIMARY KEY (term, row) INCLUDE (count, length, added_in)  -- BM25 reads the index alone
 );
 CREATE INDEX verbatim_postings_row ON verbatim_postings (row);
 CREATE TABLE verbatim_title_postings (term TEXT NOT NULL, doc_id TEXT NOT NULL, added_in BIGINT NOT NULL,
@@ -711,6 +711,10 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
             # When readers start leaving the versions before: `_forget_replaced` counts from here.
             connection.execute("UPDATE verbatim_versions SET replaced_at = clock_timestamp() "
                                "WHERE replaced_at IS NULL AND id < %s", (version,))
+        if first_passage == 0:
+            # New tables arrive all at once: set their visibility map and statistics now (autovacuum would,
+            # minutes later), so BM25 reads postings from the index alone and plans know the sizes.
+            connection.execute("VACUUM (ANALYZE) verbatim_postings, verbatim_passages, verbatim_removed")
     return written
 
 
