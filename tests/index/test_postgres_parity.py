@@ -40,7 +40,6 @@ def test_top_rows_ties_at_the_cut_off_go_to_the_earlier_rows():
     assert top_rows(np.zeros(4, dtype=np.float32), 2) == []
 
 
-
 def test_equal_vectors_at_the_cut_off_keep_the_earlier_row():
     """FAISS's heap kept whichever twin it ended with (the later one in most of these cases)."""
     import faiss
