@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -63,6 +63,12 @@ AsOfOption = Annotated[
                                  "sources are not known yet (default: today)."),
 ]
 T = TypeVar("T")
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option("--database-url", help="Build the evaluation index in this Postgres database (a scratch one: "
+                                        "its index is replaced), to measure the Postgres store. DATABASE_URL, "
+                                        "the index the bot serves, is never used by an evaluation."),
+]
 
 
 def load_settings(index_dir: Path | None = None) -> Settings:
@@ -418,7 +424,11 @@ def sources(as_json: JsonOption = False, index_dir: IndexDirOption = None) -> No
 @app.command()
 def chat(index_dir: IndexDirOption = None) -> None:
     """Ask questions in the terminal, one after another (Ctrl-D or `quit` ends)."""
-    engine = open_engine(index_dir)
+    from index.engine import LiveEngine
+
+    # A chat may last: before each question it switches to an index another process has changed since.
+    live = LiveEngine(load_settings(index_dir), open_engine(index_dir))
+    engine = live.current
     interactive = sys.stdin.isatty()
     if isinstance(sys.stdin, io.TextIOWrapper):
         # A line that is not UTF-8 must not end the chat: keep its bytes, and show them as U+FFFD below.
@@ -437,6 +447,8 @@ def chat(index_dir: IndexDirOption = None) -> None:
             if not line.strip():
                 continue
             try:
+                live.follow()
+                engine = live.current
                 answer = engine.ask(line)
                 print_answer(answer, engine.also_reported([c.doc_id for c in answer.citations]))
             except VerbatimError as error:
@@ -595,6 +607,7 @@ def eval_(
         typer.Option("--index-dir", help="Keep the index here and reuse it when the corpus and models match "
                                          "(default: a temporary index)."),
     ] = None,
+    database_url: DatabaseUrlOption = None,
     details: Annotated[bool, typer.Option("--details", help="Also list every question's result.")] = False,
     off_topic: Annotated[
         bool, typer.Option("--off-topic", help="Count every question as one the corpus cannot answer "
@@ -621,7 +634,7 @@ def eval_(
 
         questions = [q for q in questions if is_dev(q.id) == (split == "dev")]
     with tempfile.TemporaryDirectory(prefix="verbatim-eval-") as scratch:
-        settings.index_dir = index_dir or Path(scratch) / "index"
+        settings = _eval_settings(settings, index_dir or Path(scratch) / "index", database_url, as_json)
         build = guarded(lambda: _eval_index(settings, corpus), as_json=as_json)
         engine = guarded(lambda: Engine.load(settings), as_json=as_json)
         warm_up(engine)
@@ -630,7 +643,7 @@ def eval_(
     summary["corpus"] = str(corpus)
     summary["queries"] = str(queries)
     summary["index"] = build
-    summary["settings"] = settings.model_dump(mode="json", exclude={"discord_token", "llm_api_key",
+    summary["settings"] = settings.model_dump(mode="json", exclude={"discord_token", "llm_api_key", "database_url",
                                                                       "allowed_channel_ids"})
     if details:
         summary["results"] = [result_to_json(r) for r in results]
@@ -732,6 +745,7 @@ def eval_claims(
         typer.Option("--index-dir", help="Keep the index here and reuse it when the corpus and models match "
                                          "(default: a temporary index)."),
     ] = None,
+    database_url: DatabaseUrlOption = None,
     tune: Annotated[bool, typer.Option("--tune", help="Search the thresholds on the tuning part first, "
                                                       "then report with them (else: the shipped ones).")] = False,
     as_json: JsonOption = False,
@@ -746,7 +760,7 @@ def eval_claims(
     settings = load_settings()
     claims = guarded(lambda: load_claims(queries), as_json=as_json)
     with tempfile.TemporaryDirectory(prefix="verbatim-eval-") as scratch:
-        settings.index_dir = index_dir or Path(scratch) / "index"
+        settings = _eval_settings(settings, index_dir or Path(scratch) / "index", database_url, as_json)
         build = guarded(lambda: _eval_index(settings, corpus), as_json=as_json)
         engine = guarded(lambda: Engine.load(settings), as_json=as_json)
         collected = guarded(lambda: collect(engine, claims), as_json=as_json)
@@ -769,6 +783,17 @@ def eval_claims(
             out.print(f"  {label:<10} {entry['claims']:>4} claims: accuracy {entry['accuracy']:.3f}"
                       + ("" if quoting is None else f" (quoting the cited evidence {quoting:.3f})")
                       + "  " + ", ".join(f"{v} {n}" for v, n in entry["verdicts"].items()), highlight=False)
+
+
+def _eval_settings(settings: Settings, index_dir: Path, database_url: str | None, as_json: bool) -> Settings:
+    """An evaluation builds its own index: in `index_dir`, or in the scratch database given, never in the
+    database the bot serves from (DATABASE_URL)."""
+    served = settings.database_url.get_secret_value() if settings.database_url else None
+    if database_url is not None and database_url == served:
+        fail("--database-url names DATABASE_URL, the index the bot serves; an evaluation would replace it. "
+             "Give it a scratch database.", as_json=as_json, code=2)
+    return settings.model_copy(update={"index_dir": index_dir,
+                                       "database_url": SecretStr(database_url) if database_url else None})
 
 
 def _eval_index(settings: Settings, corpus: Path) -> dict[str, Any]:

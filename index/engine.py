@@ -355,9 +355,9 @@ class LiveEngine:
         try:
             self._engine = self._load_warm(self._engine.encoders)
             return True
-        except VerbatimError:
-            # E.g. built with another model than this process's settings: said once, not every few seconds;
-            # the old version keeps answering.
+        except IndexMismatchError:
+            # Built with other models than this process's settings (IndexFormatError too): said once, not
+            # every few seconds. Anything else (a database briefly away) is tried again at the next check.
             self._refused_version = served
             raise
         finally:

@@ -181,7 +181,8 @@ def _build(
             return _grow(settings, previous, fresh, gone, encoders, max_tokens, report_progress, started,
                          corpus.warnings)
         previous_hashes = previous.content_hashes() if previous else {}
-        if isinstance(previous, PostgresIndex) or previous is None and database_url(settings) is not None:
+        if database_url(settings) is not None:
+            assert not isinstance(previous, StoredIndex)  # noqa: S101 (DATABASE_URL opened Postgres)
             # Every document again, in one new version beside the old one (readers keep it until the switch).
             return _write_postgres(settings, previous, corpus.articles, set(previous_hashes), encoders, max_tokens,
                                    report_progress, started, corpus.warnings)

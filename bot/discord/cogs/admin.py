@@ -19,6 +19,7 @@ from discord.ext import commands, tasks
 
 from bot.discord import formatting
 from bot.discord.errors import NONE
+from index.errors import VerbatimError
 
 if TYPE_CHECKING:
     from bot.discord.client import VerbatimBot
@@ -68,6 +69,7 @@ class Admin(commands.Cog):
         # Another process may change the index (a shard or replica on the same Postgres or folder, or
         # `verbatim add` in a terminal): this one checks every INDEX_FOLLOW_SECONDS and switches to it.
         self.following = tasks.loop(seconds=bot.settings.index_follow_seconds)(self.follow_once)
+        self._follow_failing = False
 
     async def cog_load(self) -> None:
         self.following.start()
@@ -78,9 +80,15 @@ class Admin(commands.Cog):
     async def follow_once(self) -> bool:
         try:
             switched = await self.bot.in_background(self.bot.live.follow)
-        except Exception:  # a database that is briefly away must not stop the loop: the next tick retries
-            log.exception("could not check for a newer index version")
+        except Exception as error:  # a database that is briefly away must not stop the loop: the next tick retries
+            if not self._follow_failing:  # once per outage, not every few seconds
+                log.warning("could not check for a newer index version: %s", error,
+                            exc_info=not isinstance(error, VerbatimError))
+            self._follow_failing = True
             return False
+        if self._follow_failing:
+            log.info("checking for newer index versions works again")
+            self._follow_failing = False
         if switched:
             log.info("now serving index version %s, written by another process", self.bot.live.current.stored.version)
             await asyncio.to_thread(self.bot.catalog.refresh, self.bot.live.current)
