@@ -122,8 +122,10 @@ _SERVED = "added_in <= %(version)s AND (removed_in IS NULL OR removed_in > %(ver
 
 def _served_rows(alias: str) -> str:
     """The condition for rows of `alias` (a table with `row` and `added_in`) that the version serves."""
-    return (f"{alias}.added_in <= %(version)s AND NOT EXISTS (SELECT 1 FROM verbatim_removed r "  # noqa: S608
-            f"WHERE r.row = {alias}.row AND r.removed_in <= %(version)s)")
+    # NOT IN: Postgres hashes the (small) list of dropped rows once, where NOT EXISTS probed it once per
+    # posting (BM25 at 1M passages: 737 ms a question against 1,051; docs/speed.md).
+    return (f"{alias}.added_in <= %(version)s AND {alias}.row NOT IN "  # noqa: S608
+            "(SELECT row FROM verbatim_removed WHERE removed_in <= %(version)s)")
 
 
 def connect(url: str) -> psycopg.Connection:
