@@ -58,6 +58,17 @@ def rss_mb() -> float:
     return 0.0
 
 
+def parse_size(text: str) -> int:
+    """A size as the command lines write it: 100k, 1M, 5000."""
+    text = text.strip().lower()
+    factor = 1_000_000 if text.endswith("m") else 1_000 if text.endswith("k") else 1
+    return int(float(text.rstrip("km")) * factor)
+
+
+def label(size: int) -> str:
+    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:

@@ -46,8 +46,10 @@ from benchmarks.common import (  # noqa: E402
     PASSAGES_PER_ARTICLE,
     ROOT,
     WORK,
+    label,
     log,
     machine,
+    parse_size,
     peak_rss_mb,
     percentile,
     scifact_queries,
@@ -55,16 +57,6 @@ from benchmarks.common import (  # noqa: E402
 )
 
 WARM_UP = 5
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower()
-    factor = 1_000_000 if text.endswith("m") else 1_000 if text.endswith("k") else 1
-    return int(float(text.rstrip("km")) * factor)
-
-
-def label(size: int) -> str:
-    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1000}k" if size % 1000 == 0 else str(size)
 
 
 def settings_for(url: str | None = None, ef_search: int = 100):

@@ -32,8 +32,10 @@ from benchmarks.common import (  # noqa: E402
     PASSAGES_PER_ARTICLE,
     ROOT,
     WORK,
+    label,
     log,
     machine,
+    parse_size,
     peak_rss_mb,
     percentile,
     scifact_queries,
@@ -52,16 +54,6 @@ def cpu_seconds() -> float:
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower()
-    factor = 1_000_000 if text.endswith("m") else 1_000 if text.endswith("k") else 1
-    return int(float(text.rstrip("km")) * factor)
-
-
-def label(size: int) -> str:
-    return f"{size // 1_000_000}M" if size % 1_000_000 == 0 else f"{size // 1000}k" if size % 1000 == 0 else str(size)
 
 
 def settings_for(index_dir: Path):

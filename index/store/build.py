@@ -367,12 +367,11 @@ def _write_postgres(settings: Settings, previous: PostgresIndex | None, fresh: S
 
     url = database_url(settings)
     assert url is not None  # noqa: S101 (only called with DATABASE_URL set)
-    before = {doc_id: info.content_hash for doc_id in {a.doc_id for a in fresh}
-              if previous is not None and (info := previous.lookup(doc_id)) is not None}
     indexed = index_articles(fresh, settings, encoders, max_tokens, report_progress) if fresh else None
     report_progress(Progress("writing", 0, 1))
-    manifest = write_version(url, _manifest(settings, encoders, max_tokens, fresh, 0, 0, started), fresh, indexed,
-                             gone, previous=previous)
+    written = write_version(url, _manifest(settings, encoders, max_tokens, fresh, 0, 0, started), fresh, indexed,
+                            gone, previous=previous)
+    manifest, before = written.manifest, written.dropped  # what the fresh documents replace, as it was
     seconds = time.perf_counter() - started
     report_progress(Progress("done", 1, 1))
     fresh_ids = {a.doc_id for a in fresh}

@@ -46,7 +46,7 @@ from index.errors import (
 )
 from index.sources.corpus import Article
 from index.sources.passages import Span
-from index.store.interface import Ranking, RowFilter, Space
+from index.store.interface import IndexVersion, Ranking, RowFilter, Space
 from index.store.segments import (
     SEGMENTS_DIR,
     DocumentInfo,
@@ -406,7 +406,7 @@ def build_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-class StoredIndex:
+class StoredIndex(IndexVersion):
     """A loaded version: its segments searched as one index, rows numbered across them in order.
 
     Vectors and BM25 postings are memory-mapped; texts are read from the segments' SQLite on demand.
@@ -599,11 +599,6 @@ class StoredIndex:
                 )
         return found
 
-    def document_passages(self, doc_id: str) -> list[PassageRecord]:
-        first, last = self.doc_rows(doc_id)
-        found = self.passages(list(range(first, last)))
-        return [found[row] for row in range(first, last)]
-
     def document_sentences(self, doc_id: str) -> list[SentenceRecord]:
         found = self.locate(doc_id)
         if found is None:
@@ -614,13 +609,6 @@ class StoredIndex:
 
     def article_text(self, doc_id: str) -> str:
         return self.segment_of(doc_id)[0].article_text(doc_id)
-
-    def doc_rows(self, doc_id: str) -> tuple[int, int]:
-        """The [first, last) passage rows of a document: a document's passages are contiguous."""
-        info = self.lookup(doc_id)
-        if info is None:
-            raise KeyError(doc_id)
-        return info.first_row, info.first_row + info.passage_count
 
     # --- Search (the `IndexVersion` interface, index/store/interface.py) ---------------------------
 

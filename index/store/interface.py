@@ -34,7 +34,10 @@ class RowVectors(Protocol):
 
 
 class IndexVersion(Protocol):
-    """One version of the index, as search and answering read it; it never changes once opened."""
+    """One version of the index, as search and answering read it; it never changes once opened.
+
+    Both stores subclass it, so what is the same for both (a document's rows, its passages) is written
+    once, here."""
 
     manifest: Manifest
     passage_count: int
@@ -60,7 +63,10 @@ class IndexVersion(Protocol):
     def passages(self, rows: Sequence[int]) -> dict[int, PassageRecord]:
         """The passages at these rows (rows the version does not serve are left out)."""
 
-    def document_passages(self, doc_id: str) -> list[PassageRecord]: ...
+    def document_passages(self, doc_id: str) -> list[PassageRecord]:
+        first, last = self.doc_rows(doc_id)
+        found = self.passages(list(range(first, last)))
+        return [found[row] for row in range(first, last)]
 
     def document_sentences(self, doc_id: str) -> list[SentenceRecord]: ...
 
@@ -68,6 +74,10 @@ class IndexVersion(Protocol):
 
     def doc_rows(self, doc_id: str) -> tuple[int, int]:
         """The [first, last) passage rows of a served document (KeyError if it is not served)."""
+        info = self.lookup(doc_id)
+        if info is None:
+            raise KeyError(doc_id)
+        return info.first_row, info.first_row + info.passage_count
 
     def has_space(self, space: Space) -> bool: ...
 

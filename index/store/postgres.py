@@ -48,7 +48,7 @@ from index.errors import (
 from index.sources.corpus import Article
 from index.sources.passages import Span
 from index.store.files import INDEX_FORMAT, Manifest, fingerprint_of, refingerprint
-from index.store.interface import Ranking, RowFilter, Space
+from index.store.interface import IndexVersion, Ranking, RowFilter, Space
 from index.store.lexical import analyse
 from index.store.segments import (
     BM25_B,
@@ -298,7 +298,7 @@ class VersionStatistics:
         return self.total_title_length / self.titles if self.titles else 1.0
 
 
-class PostgresIndex:
+class PostgresIndex(IndexVersion):
     """One version of the index in Postgres (`IndexVersion`, index/store/interface.py)."""
 
     def __init__(self, url: str, *, ef_search: int = 100, pool_size: int = 4) -> None:
@@ -405,17 +405,6 @@ class PostgresIndex:
             row=int(r[0]), passage_id=r[1], doc_id=r[2], position=r[3], start=r[4], end=r[5], text=r[6],
             sentences=tuple(Span(r[7][i], r[7][i + 1]) for i in range(0, len(r[7]), 2)),
             first_sentence_row=int(r[8])) for r in found}
-
-    def doc_rows(self, doc_id: str) -> tuple[int, int]:
-        info = self.lookup(doc_id)
-        if info is None:
-            raise KeyError(doc_id)
-        return info.first_row, info.first_row + info.passage_count
-
-    def document_passages(self, doc_id: str) -> list[PassageRecord]:
-        first, last = self.doc_rows(doc_id)
-        found = self.passages(list(range(first, last)))
-        return [found[row] for row in range(first, last)]
 
     def document_sentences(self, doc_id: str) -> list[SentenceRecord]:
         info = self.lookup(doc_id)
@@ -648,8 +637,14 @@ def write_lock(url: str) -> Iterator[None]:
             connection.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK_KEY,))
 
 
+@dataclass(frozen=True)
+class WrittenVersion:
+    manifest: Manifest  # with the version's counts
+    dropped: dict[str, str]  # the documents the version no longer serves as they were: id → content hash
+
+
 def write_version(url: str, manifest: Manifest, articles: Sequence[Article], indexed: IndexedArticles | None,
-                  gone: set[str], *, previous: PostgresIndex | None) -> Manifest:
+                  gone: set[str], *, previous: PostgresIndex | None) -> WrittenVersion:
     """Make the next version: `previous`'s documents less `gone`, plus `articles` (split and embedded as
     `indexed`). `manifest` describes the models; its counts are worked out here. Everything is
     written and switched to in one transaction; the caller holds `write_lock`."""
@@ -664,6 +659,8 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
         if previous is not None and not fresh_tables and previous._version != previous_version:
             raise ReindexInProgressError()  # another writer got in (the lock was lost): this one stops
         statistics = VersionStatistics(0, 0.0, 0, 0.0) if fresh_tables or previous is None else previous.statistics
+        # New tables drop every document of the old ones (read now: they go in the transaction).
+        dropped_with_tables = previous.content_hashes() if fresh_tables and previous is not None else {}
         if fresh_tables:
             gone = set()
         version = previous_version + 1
@@ -717,7 +714,7 @@ def write_version(url: str, manifest: Manifest, articles: Sequence[Article], ind
             # New tables arrive all at once: set their visibility map and statistics now (autovacuum would,
             # minutes later), so BM25 reads postings from the index alone and plans know the sizes.
             connection.execute("VACUUM (ANALYZE) verbatim_postings, verbatim_passages, verbatim_removed")
-    return written
+    return WrittenVersion(written, left.hashes or dropped_with_tables)
 
 
 def _nothing_indexed(manifest: Manifest) -> IndexedArticles:

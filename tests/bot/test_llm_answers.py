@@ -110,38 +110,46 @@ async def test_a_mention_is_answered_with_the_written_answer_too(env, channel, a
     assert any(c.label == "Show quotes" for row in reply.components for c in row.children)
 
 
+class Screen:
+    """A reply as readers see it over time: (when, text) of the first message and of each edit."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[float, str]] = []
+
+    async def send(self, first, kwargs):
+        await self.edit(**kwargs)
+        return self
+
+    async def edit(self, **kwargs):
+        self.shown.append((time.perf_counter(), kwargs["embeds"][0].description))
+
+
+def written(n: int) -> Answer:
+    """A written answer of `n` sentences, as the model hands them over."""
+    return Answer("q", True, " ".join(f"Sentence number {i}. [1]" for i in range(1, n + 1)), [], "en", mode="llm")
+
+
+async def post_final(final, scope, send_first):
+    await send_first(True, {"embeds": [SimpleNamespace(description=final.text + " (final)")]})
+
+
 async def test_while_writing_edits_come_at_most_once_an_interval():
     """Sentences handed over in a burst are held back and shown together when the interval is over."""
-    shown: list[tuple[float, str]] = []
-
-    class Message:
-        async def edit(self, **kwargs):
-            shown.append((time.perf_counter(), kwargs["embeds"][0].description))
-
-    async def send(first, kwargs):
-        shown.append((time.perf_counter(), kwargs["embeds"][0].description))
-        return Message()
-
-    def answer(n: int) -> Answer:
-        text = " ".join(f"Sentence number {i}. [1]" for i in range(1, n + 1))
-        return Answer("q", True, text, [], "en", mode="llm")
+    screen = Screen()
 
     def ask(on_written):
         for n in range(1, 6):  # five sentences within a quarter of a second
-            on_written(answer(n))
+            on_written(written(n))
             time.sleep(0.05)
         time.sleep(1.5)
-        return answer(5)
+        return written(5)
 
-    async def post(final, scope, send_first):
-        await send_first(True, {"embeds": [SimpleNamespace(description=final.text + " (final)")]})
+    await answer_as_written(ask, "scope", screen.send, post_final, interval=1.0)
 
-    await answer_as_written(ask, "scope", send, post, interval=1.0)
-
-    assert [text.count("Sentence") for _, text in shown] == [1, 5, 5]
-    assert shown[-1][1].endswith("(final)")
+    assert [text.count("Sentence") for _, text in screen.shown] == [1, 5, 5]
+    assert screen.shown[-1][1].endswith("(final)")
     # The held-back sentences came when the interval was over, not with the final answer.
-    assert 1.0 <= shown[1][0] - shown[0][0] < 1.4
+    assert 1.0 <= screen.shown[1][0] - screen.shown[0][0] < 1.4
 
 
 async def test_a_held_back_sentence_needs_no_free_thread():
@@ -156,35 +164,21 @@ async def test_a_held_back_sentence_needs_no_free_thread():
     loop.set_default_executor(pool)
     busy = threading.Event()
     blocker = loop.run_in_executor(None, busy.wait, 10)  # some other long job holds one of the two threads
-    shown: list[tuple[float, str]] = []
-
-    class Message:
-        async def edit(self, **kwargs):
-            shown.append((time.perf_counter(), kwargs["embeds"][0].description))
-
-    async def send(first, kwargs):
-        shown.append((time.perf_counter(), kwargs["embeds"][0].description))
-        return Message()
-
-    def answer(n: int) -> Answer:
-        return Answer("q", True, " ".join(f"Sentence number {i}. [1]" for i in range(1, n + 1)), [], "en",
-                      mode="llm")
+    screen = Screen()
 
     def ask(on_written):
         for n in range(1, 4):
-            on_written(answer(n))
+            on_written(written(n))
             time.sleep(0.05)
         time.sleep(2.0)
-        return answer(3)
-
-    async def post(final, scope, send_first):
-        await send_first(True, {"embeds": [SimpleNamespace(description=final.text + " (final)")]})
+        return written(3)
 
     try:
-        await answer_as_written(ask, "scope", send, post, interval=1.0)  # on the default pool's other thread
+        # on the default pool's other thread
+        await answer_as_written(ask, "scope", screen.send, post_final, interval=1.0)
     finally:
         busy.set()
         await blocker
         pool.shutdown()
-    assert [text.count("Sentence") for _, text in shown] == [1, 3, 3]
-    assert 1.0 <= shown[1][0] - shown[0][0] < 1.4  # at the interval, not when the answer was done
+    assert [text.count("Sentence") for _, text in screen.shown] == [1, 3, 3]
+    assert 1.0 <= screen.shown[1][0] - screen.shown[0][0] < 1.4  # at the interval, not when the answer was done

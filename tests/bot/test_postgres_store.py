@@ -18,28 +18,15 @@ from tests.conftest import MODEL_CACHE
 
 
 @pytest.fixture
-def postgres_bot(tmp_path, encoders, database_url):
+def simcord_bot(tmp_path, encoders, database_url):
+    """The bot over the seed article in Postgres (conftest's `env` runs it)."""
     settings = bot_settings(tmp_path, database_url=database_url, model_cache_dir=MODEL_CACHE)
     build_index(settings, encoders=encoders)
     live = LiveEngine(settings, Engine.load(settings, encoders=encoders))
     return create_bot(settings, live)
 
 
-@pytest.fixture
-async def pg_env(postgres_bot):
-    from simcord import Env
-
-    env = Env(postgres_bot, settle_timeout=60.0)
-    await env.start()
-    try:
-        yield env
-    finally:
-        await env.shutdown()
-        env._raise_errors_since(env._errors_acknowledged)
-
-
-async def test_ask_answers_from_postgres_and_follows_another_processs_update(pg_env):
-    env = pg_env
+async def test_ask_answers_from_postgres_and_follows_another_processs_update(env):
     guild = env.create_guild("Newsroom")
     channel = guild.create_text_channel("news")
     alice = guild.add_member(env.create_user("alice"))
