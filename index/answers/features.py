@@ -23,6 +23,7 @@ from index.retrieval.numbers import DIGITS
 from index.retrieval.question import ParsedQuestion
 from index.retrieval.search import Hit, Retrieval
 from index.retrieval.statement import SCORER_NEGATION
+from index.retrieval.time_words import day_key, iso_day, named_days
 from index.store.lexical import analyse
 
 FEATURES = (
@@ -113,11 +114,16 @@ def fold(text: str) -> str:
 
 
 def folded_words(text: str) -> frozenset[str]:
-    return frozenset(_WORD.findall(fold(text)))
+    """The folded words of a text, and a key for each calendar day it writes out (see `named_days`)."""
+    return frozenset(_WORD.findall(fold(text))).union(key for _, key in named_days(text))
 
 
 def mentions(article_words: frozenset[str], name: str) -> bool:
-    """Whether an article mentions every word of `name` (its folded words; a plural "s" may differ)."""
+    """Whether an article mentions every word of `name` (its folded words; a plural "s" may differ), or,
+    for a day ("March 7"), that day however written: "March" and "7" apart do not make it."""
+    days = named_days(name)
+    if days:
+        return all(key in article_words for _, key in days)
     for word in _WORD.findall(fold(name)):
         if word in article_words or word == "al":
             continue
@@ -248,6 +254,9 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
             by_passage[hit.passage_id] = weighted_coverage(terms, in_passage, sources.idf)
         if hit.doc_id not in by_article:
             words = sources.article_words(hit.doc_id)
+            published = iso_day(hit.published)
+            if published is not None:  # an article is about the day it was published, named or not
+                words = words | {day_key(published)}
             article_terms = sources.article_terms(hit.doc_id)
             missing = tuple(n for n in question.names if not mentions(words, n))
             coverage = weighted_coverage(terms, article_terms, sources.idf)

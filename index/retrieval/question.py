@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from index.retrieval.language import detect_language, is_english
-from index.retrieval.time_words import TimeFrame, read_time_words
+from index.retrieval.time_words import TimeFrame, named_days, read_time_words
 from index.store.lexical import analyse
 
 AnswerKind = Literal["quantity", "time", "person", "place"]
@@ -95,7 +95,8 @@ def parse_question(text: str, context: str | None = None, *, asked_on: dt.date |
         language=detect_language(text),
         terms=terms,
         kind=answer_kind(text),
-        names=question_names(own),
+        # Days are named in the whole question: its time words are cut from `own`.
+        names=tuple(dict.fromkeys((*question_names(own), *(written for written, _ in named_days(text))))),
         asked_on=asked,
         time=time,
         topic_text=own if own != text else None,

@@ -143,6 +143,34 @@ def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] |
     return None
 
 
+_WRITTEN_DATE = re.compile(rf"{_B}{_DATE}{_E}", re.I)
+
+
+def named_days(text: str) -> tuple[tuple[str, str], ...]:
+    """The calendar days a text writes out ("March 7", "7 March 2025", "٧ آذار", "2025-03-07"), each as
+    written and as a key ("3-7") that meets the same day however another text writes it. The year is left
+    out of the key: a report says "on March 7" of this year's March 7. Months alone name no day."""
+    found: dict[str, str] = {}  # key: the day as first written
+    for match in _WRITTEN_DATE.finditer(text.translate(DIGITS)):
+        groups = match.groupdict()
+        if groups.get("iso"):
+            day = iso_day(groups["iso"])
+            if day:
+                found.setdefault(day_key(day), text[match.start():match.end()])
+            continue
+        for d, m in (("d1", "m1"), ("d2", "m2")):
+            if groups.get(m) and groups.get(d):
+                month, number = _month_number(groups[m]), int(re.sub(r"\D", "", groups[d]))
+                day = _day(2024, month, number)  # a leap year: 29 February is a day
+                if day:
+                    found.setdefault(day_key(day), text[match.start():match.end()])
+    return tuple((written, key) for key, written in found.items())
+
+
+def day_key(day: dt.date) -> str:
+    return f"{day.month}-{day.day}"
+
+
 # ---------------------------------------------------------------- questions
 
 # آخر means "latest" only before the noun it modifies: a definite one (آخر الأخبار، آخر التطورات، آخر

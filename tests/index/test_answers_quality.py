@@ -108,6 +108,16 @@ def test_an_on_topic_question_the_article_does_not_answer_is_declined_and_says_w
     assert payload["answered"] is False and payload["not_mentioned"] == ["Homs"] and payload["citations"]
 
 
+def test_a_day_the_article_never_names_is_said_to_be_missing(engine):
+    # The article counts the dead "since March 6"; of March 7 alone it says nothing.
+    answer = engine.ask("How many civilians were killed on March 7 alone?")
+    assert not answer.answered and answer.not_mentioned == ["March 7"]
+    assert answer.text.startswith("The sources don’t mention March 7. The closest they report: "), answer.text
+    assert _verbatim(engine, answer)
+    since = engine.ask("How many civilians have been killed since March 6?")
+    assert since.not_mentioned == [] and since.answered and "973" in since.text, since.text
+
+
 @pytest.mark.parametrize("question", [
     "How many bodies were recovered from mass graves near the coast?",  # nothing is said of graves
     "How many children were among the victims?",  # victims are counted, children are not

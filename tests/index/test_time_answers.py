@@ -72,6 +72,15 @@ def test_in_a_month_narrows_to_that_month(engine):
     assert not march.not_mentioned  # "March" is a time word, not a name the sources must mention
 
 
+def test_a_day_is_mentioned_by_the_article_published_on_it(engine):
+    # The coroner's report of 2 March never writes its date: it is still what happened that day.
+    reported = engine.ask("What did the county coroner say on March 2?", as_of=DAY("2026-05-01"))
+    assert reported.not_mentioned == [] and reported.answered
+    assert set(cited(reported)) == {"courier-floods-first-toll"}, reported.text
+    unreported = engine.ask("What did the county coroner say on March 15?", as_of=DAY("2026-05-01"))
+    assert not unreported.answered and unreported.not_mentioned == ["March 15"], unreported.text
+
+
 def test_a_range_with_no_source_falls_back_with_an_honest_note(engine):
     answer = engine.ask("What happened in Vellmoor in January?", as_of=DAY("2026-05-01"))
     assert answer.citations and answer.note is not None

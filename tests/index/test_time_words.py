@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from index.retrieval.question import parse_question
-from index.retrieval.time_words import read_time_words, sentence_date
+from index.retrieval.time_words import named_days, read_time_words, sentence_date
 
 ASKED = dt.date(2026, 3, 11)  # a Wednesday
 D = dt.date
@@ -130,3 +130,19 @@ def test_nothing_typed_or_dated_at_the_calendar_edges_crashes():
         figure_in(text, Count(frozenset({"peopl"}), False))
         figure_in(text, Count(frozenset(), True))
     assert read_time_words("What happened yesterday?", D(1, 1, 1)) == (None, "What happened yesterday?")
+
+
+def test_named_days_meet_however_a_day_is_written():
+    assert named_days("How many were killed on March 7 alone?") == (("March 7", "3-7"),)
+    assert [key for _, key in named_days("on 7 March 2025, the 7th of March and 2025-03-07")] == ["3-7"]
+    assert named_days("كم قتيلا سقط في ٧ آذار؟") == (("٧ آذار", "3-7"),)
+    assert named_days("29 February") == (("29 February", "2-29"),)
+    # A month alone, an impossible day and numbers that are no days name nothing.
+    for text in ("What happened in March?", "on 30 February", "May 32 people march?", "973 civilians"):
+        assert named_days(text) == (), text
+
+
+def test_a_day_the_question_names_is_a_name_the_sources_must_mention():
+    parsed = parse_question("How many civilians were killed on March 7 alone?", asked_on=ASKED)
+    assert parsed.names == ("March 7",)
+    assert parse_question("What happened in March?", asked_on=ASKED).names == ()
