@@ -12,9 +12,10 @@ from index.store.build import Encoders, build_index
 DATA = Path(__file__).resolve().parents[1] / "data"
 SEED_ARTICLE = DATA / "syria-vows-accountability.md"
 SEED_DEV = DATA / "seed-dev-queries.jsonl"
-# Ours. seed-heldout and seed-train train the answer scorer (`verbatim train-answerer`); seed-heldout2 was
-# written apart from both and is never fitted on: quality figures come from it.
+# Ours. seed-heldout and seed-train train the answer scorer (`verbatim train-answerer`); seed-heldout2 and
+# seed-heldout3 were written apart from both and are never fitted on: quality figures come from them.
 SEED_HELDOUT = DATA / "seed-heldout2-queries.jsonl"
+SEED_HELDOUT3 = DATA / "seed-heldout3-queries.jsonl"
 
 
 def settings_for(index_dir: Path, **overrides) -> Settings:

@@ -1,7 +1,7 @@
 """Answer quality on real indexes: sentence choice, refusals, Arabic questions, quotes verbatim.
 
-The held-out questions (tests/data/seed-heldout2-queries.jsonl) are ours, written for the seed
-article apart from seed-dev and from the questions the answer scorer is fitted on; the off-topic
+The held-out questions (tests/data/seed-heldout2-queries.jsonl and seed-heldout3-queries.jsonl) are ours,
+written for the seed article apart from seed-dev and from the questions the answer scorer is fitted on; the off-topic
 ones (tests/data/offtopic-queries.jsonl) are 15 SciFact claims and 15 ARCD questions (CC BY 4.0 and
 MIT), which the seed article cannot answer.
 """
@@ -13,11 +13,9 @@ import pytest
 from index.answers.features import kind_offered
 from index.evaluation import contains_expected, evaluate, load_questions, summarise
 from index.retrieval.question import parse_question
-from tests.index.quality_support import DATA, SEED_HELDOUT, build_engine, write_jsonl
+from tests.index.quality_support import DATA, SEED_HELDOUT, SEED_HELDOUT3, build_engine, write_jsonl
 
 OFF_TOPIC = DATA / "offtopic-queries.jsonl"
-HELDOUT_RIGHT_FLOOR = 0.40
-HELDOUT_DECLINED_FLOOR = 0.60
 
 
 @pytest.fixture(scope="module")
@@ -78,14 +76,19 @@ def test_an_answer_is_whole_sentences_each_from_its_cited_passage_in_article_ord
 # ---------------------------------------------------------------- answering and refusing, measured
 
 
-def test_held_out_seed_questions_answered_and_declined(engine):
-    # 45 questions never fitted on, worded unlike the article (docs/quality.md has the figures; these
-    # floors sit just under them, so a change that loses answers or answers more of the unanswerable fails).
-    summary = summarise(evaluate(engine, load_questions(SEED_HELDOUT)))
+@pytest.mark.parametrize("questions, answerable, unanswerable, right_floor, declined_floor", [
+    (SEED_HELDOUT, 30, 15, 0.40, 0.70),  # measured 0.467 / 0.800
+    (SEED_HELDOUT3, 26, 14, 0.55, 0.55),  # measured 0.615 / 0.643
+])
+def test_held_out_seed_questions_answered_and_declined(engine, questions, answerable, unanswerable, right_floor,
+                                                        declined_floor):
+    # Questions never fitted on, worded unlike the article (docs/quality.md has the figures; these floors
+    # sit just under them, so a change that loses answers or answers more of the unanswerable fails).
+    summary = summarise(evaluate(engine, load_questions(questions)))
     answers = summary["answers"]
-    assert answers["answerable"] == 30 and answers["unanswerable"] == 15
-    assert answers["answerable_right"] >= HELDOUT_RIGHT_FLOOR, answers
-    assert answers["unanswerable_declined"] >= HELDOUT_DECLINED_FLOOR, answers
+    assert answers["answerable"] == answerable and answers["unanswerable"] == unanswerable
+    assert answers["answerable_right"] >= right_floor, answers
+    assert answers["unanswerable_declined"] >= declined_floor, answers
     assert answers["quotes_verbatim"] == 1.0
 
 
