@@ -1,7 +1,7 @@
 """Does a cross-encoder fine-tuned from all-MiniLM-L6-v2 help the answer scorer decline? (issue 9, a measurement)
 
     PYTHONPATH=$PWD .venv/bin/python -m benchmarks.cross_encoder_experiment --data ../shared/data \
-        [--work /tmp/xenc] [--variants top2,full] [--epochs 3] [--retrain]
+        [--work /tmp/xenc] [--variants top2,full] [--epochs 3] [--retrain] [--out-of-fold top2] [--no-onnx]
 
 1. Collects the answer scorer's training rows exactly as `verbatim train-answerer` does
    (index/answers/training.collect over default_sets: squad2-sample, arcd-train, seed, off-topic), plus
@@ -16,6 +16,8 @@
    training.fit (threshold and keep ratio chosen on the dev split, as the shipped scorer's are), next to
    a baseline fitted by the same call on the 27 features alone; prints dev-split figures per set, the
    held-out2 figures and the whole SQuAD sample's (which mixes train and dev).
+   With --out-of-fold, also a refit on scores of the train rows from two models trained on the other
+   half of the train questions each (the in-sample scores make the regression over-trust the feature).
 4. Times scoring the top-N candidates of one question (torch; ONNX Runtime if the export works).
 """
 
@@ -304,6 +306,32 @@ def cached_scores(model, variant: str, rows, work: Path, tag: str, fresh: bool) 
     return scores
 
 
+def out_of_fold_scores(variant: str, rows, work: Path, epochs: int, fresh: bool) -> dict[str, np.ndarray]:
+    """Scores for the English TRAIN rows from models that never saw them (two folds by question hash),
+    so that the logistic regression learns how far to trust the cross-encoder on questions it has not
+    seen, rather than on ones it was fitted on. {question id: logits}."""
+    path = work / variant / "scores-out-of-fold.pkl"
+    if path.is_file() and not fresh:
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - our own cache
+    english_train = [r for r in rows if not r.dev and is_english(r.question.question)]
+
+    def fold(row) -> int:
+        return hashlib.sha256(f"fold {row.question.id}".encode()).digest()[0] % 2
+
+    scores: dict[str, np.ndarray] = {}
+    for k in (0, 1):
+        model, about = train(variant, training_pairs([r for r in english_train if fold(r) != k]), epochs,
+                             batch_size=32, seed=13 + k)
+        print(f"  fold {k}: {about['seconds']} s")
+        held_out = [r for r in english_train if fold(r) == k]
+        for row, logits in zip(held_out, score_rows(model, held_out), strict=True):
+            scores[row.question.id] = logits
+    with path.open("wb") as handle:
+        pickle.dump(scores, handle)
+    return scores
+
+
 # ---------------------------------------------------------------- the scorer with and without it
 
 
@@ -336,6 +364,32 @@ def ranking(scores: list[np.ndarray], rows) -> dict[str, float | int]:
             "AUC best logit, answerable vs not": round(float(auc), 3)}
 
 
+def trade_off(scorer, rows, max_sentences: int, least_right: float = 0.85) -> dict[str, float | None]:
+    """Threshold-free views of one set's rows: AUC of the best sentence's P for answerable against
+    unanswerable questions, how often a right sentence is ranked first, and the most unanswerable
+    questions declined at any threshold and keep ratio that keeps answerable right >= LEAST_RIGHT (a point
+    picked on the very rows it is reported on: an upper bound, for comparing scorers only)."""
+    from sklearn.metrics import roc_auc_score
+
+    from index.answers.training import KEEP_RATIOS, THRESHOLDS, simulate
+
+    best_p = [float(scorer.probabilities(r.features).max()) for r in rows]
+    truth = [int(bool(r.question.answerable)) for r in rows]
+    with_right = [r for r in rows if r.labels.any()]
+    top1 = sum(int(r.labels[int(np.argmax(scorer.probabilities(r.features)))] == 1) for r in with_right)
+    declined_at: float | None = None
+    for threshold in THRESHOLDS:
+        for keep in KEEP_RATIOS:
+            outcome = next(iter(simulate(replace(scorer, threshold=threshold, keep_ratio=keep), rows,
+                                         max_sentences).values()))
+            if outcome.answerable and outcome.right / outcome.answerable >= least_right and outcome.unanswerable:
+                rate = outcome.declined / outcome.unanswerable
+                declined_at = rate if declined_at is None else max(declined_at, rate)
+    return {"AUC best P": round(float(roc_auc_score(truth, best_p)), 3) if 0 < sum(truth) < len(truth) else None,
+            "right ranked first": round(top1 / len(with_right), 3) if with_right else None,
+            f"most declined at right>={least_right}": None if declined_at is None else round(declined_at, 3)}
+
+
 def print_table(title: str, columns: dict[str, dict[str, dict]]) -> None:
     print(f"\n{title}")
     names = sorted({name for figures_ in columns.values() for name in figures_})
@@ -358,6 +412,8 @@ def _rate(value) -> str:
 
 
 def timing(model, rows, work: Path, variant: str, onnx: bool) -> dict[str, dict[str, float]]:
+    """ms to score the first N candidates of one question (one batch), over 30 English questions of ROWS
+    (the held-out2 seed questions: 14 candidates each on average, 16 at most, so N=25 means all of them)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -439,6 +495,8 @@ def main() -> None:
     parser.add_argument("--arabic", choices=("score", "zero"), default="score",
                         help="The new feature for Arabic questions: the English cross-encoder's logit anyway, or 0.")
     parser.add_argument("--no-onnx", action="store_true")
+    parser.add_argument("--out-of-fold", default="",
+                        help="Variants (e.g. top2) also refitted on out-of-fold scores of the train rows.")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for training and scoring (2 oversubscribes a 2-core machine that is "
                              "running anything else: 2.6x slower than 1 when measured under such load)")
@@ -467,6 +525,9 @@ def main() -> None:
     heldout_columns = {"27 features": figures(baseline, heldout, max_sentences)}
     squad_columns = {"27 features": figures(baseline, squad, max_sentences)}
     print(f"Baseline (27 features): threshold {baseline.threshold}, keep ratio {baseline.keep_ratio}")
+    squad_dev = [r for r in rows if r.dev and r.set_name == "squad2-sample"]
+    trade_offs = {"27 features": {"squad2 dev": trade_off(baseline, squad_dev, max_sentences),
+                                  "held-out2": trade_off(baseline, heldout, max_sentences)}}
     abouts = {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         print(f"\nVariant {variant}:")
@@ -492,11 +553,38 @@ def main() -> None:
         heldout_columns[label] = figures(extended, with_column(heldout, heldout_scores, args.arabic), max_sentences)
         squad_columns[label] = figures(extended, [r for r in extended_rows if r.set_name == "squad2-sample"],
                                        max_sentences)
+        trade_offs[label] = {
+            "squad2 dev": trade_off(extended, [r for r in extended_rows if r.dev and r.set_name == "squad2-sample"],
+                                    max_sentences),
+            "held-out2": trade_off(extended, with_column(heldout, heldout_scores, args.arabic), max_sentences)}
+        if variant in args.out_of_fold.split(","):
+            oof = out_of_fold_scores(variant, rows, args.work, args.epochs, args.retrain)
+            oof_rows = with_column(rows, [oof.get(r.question.id, s) if not r.dev else s
+                                          for r, s in zip(rows, scores, strict=True)], args.arabic)
+            oof_scorer = fit(oof_rows, max_sentences).scorer
+            oof_label = f"27 + {variant} OOF"
+            about["out-of-fold refit threshold, keep ratio"] = (oof_scorer.threshold, oof_scorer.keep_ratio)
+            about["out-of-fold refit coefficient (standardised)"] = round(float(oof_scorer.coefficients[-1]), 3)
+            dev_columns[oof_label] = figures(oof_scorer, [r for r in oof_rows if r.dev], max_sentences)
+            heldout_columns[oof_label] = figures(oof_scorer, with_column(heldout, heldout_scores, args.arabic),
+                                                 max_sentences)
+            squad_columns[oof_label] = figures(oof_scorer, [r for r in oof_rows if r.set_name == "squad2-sample"],
+                                               max_sentences)
+            trade_offs[oof_label] = {
+                "squad2 dev": trade_off(oof_scorer, [r for r in oof_rows if r.dev and r.set_name == "squad2-sample"],
+                                        max_sentences),
+                "held-out2": trade_off(oof_scorer, with_column(heldout, heldout_scores, args.arabic), max_sentences)}
         about["question-time cost"] = timing(model, heldout, args.work, variant, onnx=not args.no_onnx)
         abouts[variant] = about
         print(json.dumps(about, indent=1))
 
     print_table("Development split (never fitted on; the threshold and keep ratio are chosen on it):", dev_columns)
+    print("\nThreshold-free (SQuAD dev, held-out2): AUC of the best sentence's P answerable vs unanswerable; "
+          "right sentence ranked first; most declined with answerable right >= 0.85 at any threshold (chosen on "
+          "the same rows: an upper bound, to compare scorers)")
+    for label, views in trade_offs.items():
+        for where, view in views.items():
+            print(f"  {label:<22}{where:<12}" + "  ".join(f"{k} {v}" for k, v in view.items()))
     print_table("Held-out2 seed questions (tests/data/seed-heldout2-queries.jsonl, never trained on):",
                 heldout_columns)
     print_table("Whole SQuAD 2.0 sample (MIXES the train and dev splits: the fitted part is optimistic):",
