@@ -9,6 +9,37 @@ from index.retrieval.time_words import TimeFrame
 Ranking = list[tuple[int, float]]  # (passage row, score), best first (as in index/retrieval/search.py)
 
 
+# A range keeping at most this many passages is searched alone (a small filter is cheap for FAISS and
+# Postgres alike); a wider one keeps enough of the unfiltered candidates for `by_time` to find them.
+SEARCH_WITHIN_RANGE_ROWS = 50_000
+
+
+def rows_in_time(frame: TimeFrame | None, row_days: np.ndarray,
+                 rows: tuple[int, int] | np.ndarray | None) -> tuple[int, int] | np.ndarray | None:
+    """The rows to search for a question with a narrow time range: only the passages of articles dated in
+    it (within `rows`, a document's range or a list, when given), so a day's few articles are found in a
+    corpus of many days; filtering the candidates after ranking (`by_time`) would miss those ranked below
+    the candidate pool. `rows` is returned unchanged when the question has no range, when nothing is dated
+    in it (then `by_time` falls back and says so), or when the range is wide."""
+    if frame is None or not frame.ranged or len(row_days) == 0:
+        return rows
+    low = frame.start.toordinal() if frame.start else 1
+    high = frame.end.toordinal() if frame.end else 10**9
+    if frame.known_until is not None:
+        high = min(high, frame.known_until.toordinal())
+    if isinstance(rows, tuple):
+        candidates = np.arange(rows[0], rows[1], dtype=np.int64)
+    elif rows is not None:
+        candidates = np.asarray(rows, dtype=np.int64)
+    else:
+        candidates = None
+    days = row_days if candidates is None else row_days[candidates]
+    inside = np.flatnonzero((days >= low) & (days <= high))
+    if len(inside) == 0 or len(inside) > SEARCH_WITHIN_RANGE_ROWS or len(inside) == len(days):
+        return rows
+    return inside if candidates is None else candidates[inside]
+
+
 def by_time(fused: Ranking, frame: TimeFrame | None, row_days: np.ndarray,
             recency_weight: float) -> tuple[Ranking, str | None]:
     """Drop every passage whose article was published after the asking day (`known_until`, from

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from index.embedders import Encoder
-from index.retrieval.dated import by_time
+from index.retrieval.dated import by_time, rows_in_time
 from index.retrieval.question import ParsedQuestion
 from index.retrieval.time_words import iso_day
 from index.settings import Settings, reranker_name
@@ -153,9 +153,11 @@ class Searcher:
         rows: RowFilter = self.stored.doc_rows(doc_id) if doc_id else None
         if allowed_doc_ids is not None:
             rows = self._allowed_rows(allowed_doc_ids & {doc_id} if doc_id else allowed_doc_ids)
+        narrowed = rows_in_time(question.time, self._days_of_rows(), rows)
         pool = max(settings.candidate_pool, k)
-        if question.time is not None and question.time.narrows:
+        if question.time is not None and question.time.narrows and narrowed is rows:
             pool *= 4  # dates drop candidates after fusion: rank enough that some in the range remain
+        rows = narrowed
         rankings: list[Ranking] = []
         weights: list[float] = []
         multilingual = self._multilingual_space

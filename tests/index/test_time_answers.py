@@ -259,3 +259,41 @@ def test_an_outdated_claim_is_shown_in_discord_with_its_earlier_and_later_report
     text = "\n".join(embed.description or "" for embeds in check_messages(older, "all 3 indexed articles")
                      for embed in embeds)
     assert "**Outdated.**" in text and "✅ Supports [" in text and "🕒 Later report [" in text
+
+
+def test_a_day_is_searched_alone_so_its_article_is_found_among_many_better_matches(tmp_path, encoders):
+    # 30 invented council reports from May match the question's words better than the one from 10 June;
+    # ranked first and filtered by date after, the June report would fall outside the candidates (5 × 4).
+    from tests.index.quality_support import build_engine, write_jsonl
+
+    may = [{"id": f"may-{day}", "title": f"Brackenford harbour council decides on the budget ({day} May)",
+            "text": f"The Brackenford harbour council decided on {day} May to raise the harbour budget for new "
+                    f"cranes and dredging. Council members voted on the harbour budget decision.",
+            "published": f"2026-05-{day:02d}", "source": "Brackenford Gazette"} for day in range(1, 31)]
+    june = {"id": "june-ferries", "title": "Ferry timetable changes",
+            "text": "The ferry timetable changes next month, the operator said. Evening sailings move earlier.",
+            "published": "2026-06-10", "source": "Brackenford Gazette"}
+    corpus = write_jsonl(tmp_path / "corpus.jsonl", [*may, june])
+    engine = build_engine(corpus, tmp_path / "index", encoders, candidate_pool=5)
+    answer = engine.ask("What did the harbour council decide yesterday?", as_of=DAY("2026-06-11"))
+    assert answer.note is None, answer.note  # there is a source of that day: no fallback
+    assert set(cited(answer)) == {"june-ferries"}, answer.text
+    # Without time words the May reports lead, as before.
+    assert engine.search("What did the harbour council decide?", k=1)[0].doc_id.startswith("may-")
+
+
+def test_rows_in_time_narrows_only_a_range_that_holds_some_and_not_all():
+    import numpy as np
+
+    from index.retrieval.dated import rows_in_time
+    from index.retrieval.time_words import TimeFrame
+
+    days = np.asarray([DAY("2026-05-01").toordinal()] * 4 + [DAY("2026-06-10").toordinal()] * 2 + [0])
+    june = TimeFrame(DAY("2026-06-10"), DAY("2026-06-10"))
+    assert rows_in_time(june, days, None).tolist() == [4, 5]
+    assert rows_in_time(june, days, (3, 6)).tolist() == [4, 5]  # within one document's rows
+    assert rows_in_time(june, days, np.asarray([0, 5, 6])).tolist() == [5]  # within a server's sources
+    assert rows_in_time(june, days, (0, 4)) == (0, 4)  # nothing in range there: searched as before
+    assert rows_in_time(TimeFrame(DAY("2026-07-01"), None), days, None) is None  # nothing dated in range
+    assert rows_in_time(TimeFrame(DAY("2026-01-01"), DAY("2026-12-31")), days[:6], None) is None  # all in range
+    assert rows_in_time(TimeFrame(newest=True), days, None) is None  # "latest" is no range
