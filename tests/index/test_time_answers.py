@@ -240,6 +240,13 @@ def test_an_earlier_report_of_a_figure_is_no_contradiction(engine):
     assert stances(older) == {FIRST_TOLL: "supports", FINAL_TOLL: "later report"}
 
 
+def test_a_figure_from_a_middle_report_in_other_words_is_outdated_not_contradicted(engine):
+    # "The death toll ... rose to 27" shares no word with the claim but the place: its figure ties them.
+    middle = engine.check("27 people died in the Vellmoor floods", as_of=DAY("2026-03-20"))
+    assert middle.verdict == "outdated", middle.summary
+    assert stances(middle) == {SECOND_TOLL: "supports", FINAL_TOLL: "later report", FIRST_TOLL: "earlier report"}
+
+
 def test_a_claim_is_checked_as_of_a_day(engine, vellmoor_settings):
     claim = "At least 12 people were killed in the Vellmoor floods."
     back_then = engine.check(claim, as_of=DAY("2026-03-03"))  # the 41 report is not known yet
