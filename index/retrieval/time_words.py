@@ -126,8 +126,27 @@ def _latest_weekday(weekday: int, asked: dt.date, *, before: bool = False) -> dt
     return asked - dt.timedelta(days=back)
 
 
+# Month names that are also common words: "What may 5 people do?", "Article 12 may apply", "the march 12
+# protesters". Written in lower case they name a month only after a date's preposition or before a year.
+_WORD_MONTHS = frozenset({"may", "march"})
+_DATE_LEAD = re.compile(r"\b(?:on|in|since|by|until|till|from|before|after|during|of)\s+(?:the\s+)?$", re.I)
+
+
+def _written_as_date(match: re.Match[str]) -> bool:
+    """Whether a `_DATE` match with a day is a date, not "may" or "march" as a word next to a number."""
+    for d, m, y in (("d1", "m1", "y1"), ("d2", "m2", "y2")):
+        month = match.group(m)
+        if month and match.group(d):
+            if month.rstrip(".") not in _WORD_MONTHS or match.group(y):
+                return True
+            return bool(_DATE_LEAD.search(match.string[:min(match.start(d), match.start(m))]))
+    return True
+
+
 def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] | None:
     """The days a `_DATE` match names (a day, or a whole month), read against `asked`."""
+    if not _written_as_date(match):
+        return None
     groups = match.groupdict()
     if groups.get("iso"):
         day = iso_day(groups["iso"])
@@ -157,6 +176,8 @@ def named_days(text: str) -> tuple[tuple[str, str], ...]:
             day = iso_day(groups["iso"])
             if day:
                 found.setdefault(day_key(day), text[match.start():match.end()])
+            continue
+        if not _written_as_date(match):
             continue
         for d, m in (("d1", "m1"), ("d2", "m2")):
             if groups.get(m) and groups.get(d):

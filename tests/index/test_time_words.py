@@ -146,3 +146,18 @@ def test_a_day_the_question_names_is_a_name_the_sources_must_mention():
     parsed = parse_question("How many civilians were killed on March 7 alone?", asked_on=ASKED)
     assert parsed.names == ("March 7",)
     assert parse_question("What happened in March?", asked_on=ASKED).names == ()
+
+
+@pytest.mark.parametrize("text, day", [
+    ("What may 5 people do?", None),  # "may" the verb
+    ("Article 12 may apply to the inquiry.", None),
+    ("Where did the march 12 protesters gather?", None),  # "march" the noun
+    ("How many died on may 5?", "5-5"),  # lower case, but after a date's preposition
+    ("on the 5th of may", "5-5"),
+    ("may 5, 2025", "5-5"),  # or before a year
+    ("How many died May 5?", "5-5"),  # capitalised: a month
+])
+def test_may_and_march_next_to_a_number_are_dates_only_when_written_as_dates(text, day):
+    assert [key for _, key in named_days(text)] == ([day] if day else [])
+    frame, _ = read_time_words(text, ASKED)
+    assert (frame is not None and frame.narrows) == (day is not None), frame
