@@ -88,7 +88,11 @@ def iso_day(value: str | None) -> dt.date | None:
 
 
 def _month_number(name: str) -> int:
-    return MONTHS[name.lower().rstrip(".")]
+    written = name.rstrip(".")
+    number = MONTHS.get(written.lower())
+    if number is None:  # re.I also matches letters that lower() does not make ASCII ("Auguſt", "aprİl")
+        number = next(n for month, n in MONTHS.items() if re.fullmatch(re.escape(month), written, re.I))
+    return number
 
 
 def _latest_month(month: int, asked: dt.date) -> tuple[dt.date, dt.date]:

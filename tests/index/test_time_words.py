@@ -161,3 +161,17 @@ def test_may_and_march_next_to_a_number_are_dates_only_when_written_as_dates(tex
     assert [key for _, key in named_days(text)] == ([day] if day else [])
     frame, _ = read_time_words(text, ASKED)
     assert (frame is not None and frame.narrows) == (day is not None), frame
+
+
+@pytest.mark.parametrize("text", ["What happened on Auguſt 5?", "aprİl 9", "ſeptember 3 2025"])
+def test_a_month_written_with_letters_that_only_match_without_case_does_not_crash(text):
+    # Python's re.I equates "ſ" with "s" and "İ" with "i": such a month name matches but is no key of MONTHS.
+    from index.answers.features import folded_words
+
+    frame, _ = read_time_words(text, ASKED)
+    assert frame is not None and frame.narrows
+    assert len(named_days(text)) == 1
+    parse_question(text, asked_on=ASKED)
+    sentence_date(text, "2026-03-09")
+    folded_words(f"An article that writes {text} in its text.")
+
