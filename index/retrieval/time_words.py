@@ -131,9 +131,11 @@ def _latest_weekday(weekday: int, asked: dt.date, *, before: bool = False) -> dt
 
 
 # Month names that are also common words: "What may 5 people do?", "Article 12 may apply", "the march 12
-# protesters". Written in lower case they name a month only after a date's preposition or before a year.
+# protesters". Written in lower case they name a month only after a date's preposition, before a year, with an
+# ordinal or "of", or at the end of what was typed ("what happened march 7?").
 _WORD_MONTHS = frozenset({"may", "march"})
 _DATE_LEAD = re.compile(r"\b(?:on|in|since|by|until|till|from|before|after|during|of)\s+(?:the\s+)?$", re.I)
+_DATE_END = re.compile(r"\s*(?:[?!.,;:]|$)")  # what typed lower case "what happened march 7?" ends with
 
 
 def _written_as_date(match: re.Match[str]) -> bool:
@@ -142,6 +144,11 @@ def _written_as_date(match: re.Match[str]) -> bool:
         month = match.group(m)
         if month and match.group(d):
             if month.rstrip(".") not in _WORD_MONTHS or match.group(y):
+                return True
+            # An ordinal ("march 7th"), "of" ("the 5th of may") or the question's end make it a date too.
+            if not match.group(d).isdigit() or " of " in match.group(0).lower():
+                return True
+            if _DATE_END.match(match.string, match.end()):
                 return True
             return bool(_DATE_LEAD.search(match.string[:min(match.start(d), match.start(m))]))
     return True

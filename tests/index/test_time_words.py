@@ -175,3 +175,14 @@ def test_a_month_written_with_letters_that_only_match_without_case_does_not_cras
     sentence_date(text, "2026-03-09")
     folded_words(f"An article that writes {text} in its text.")
 
+
+@pytest.mark.parametrize("text, day", [
+    ("what happened march 7?", "3-7"),  # lower case, as typed in Discord: nothing but punctuation follows
+    ("how many died may 5", "5-5"),
+    ("what happened march 7th in vellmoor", "3-7"),  # an ordinal
+    ("what happened the 5th of may?", "5-5"),  # "of"
+])
+def test_may_and_march_typed_in_lower_case_are_dates_when_nothing_else_reads_them(text, day):
+    assert [key for _, key in named_days(text)] == [day]
+    frame, _ = read_time_words(text, ASKED)
+    assert frame is not None and frame.narrows
