@@ -120,10 +120,11 @@ def folded_words(text: str) -> frozenset[str]:
 
 def mentions(article_words: frozenset[str], name: str) -> bool:
     """Whether an article mentions every word of `name` (its folded words; a plural "s" may differ), or,
-    for a day ("March 7"), that day however written: "March" and "7" apart do not make it."""
+    for a day ("March 7"), that day however written: "March" and "7" apart do not make it. A range of days
+    ("7-8 March") is mentioned by any of its days."""
     days = named_days(name)
     if days:
-        return all(key in article_words for _, key in days)
+        return any(key in article_words for _, key in days)
     for word in _WORD.findall(fold(name)):
         if word in article_words or word == "al":
             continue

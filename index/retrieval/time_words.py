@@ -174,6 +174,8 @@ def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] |
 
 
 _WRITTEN_DATE = re.compile(rf"{_B}{_DATE}{_E}", re.I)
+_DAYS_BEFORE = re.compile(r"(?<!\w)(\d{1,2})(?:st|nd|rd|th)?\s*(?:[-–]|\s(?:and|to)\s)\s*$", re.I)
+_DAYS_AFTER = re.compile(r"\s*[-–]\s*(\d{1,2})(?:st|nd|rd|th)?(?!\w)", re.I)
 
 
 def named_days(text: str) -> tuple[tuple[str, str], ...]:
@@ -192,10 +194,19 @@ def named_days(text: str) -> tuple[tuple[str, str], ...]:
             continue
         for d, m in (("d1", "m1"), ("d2", "m2")):
             if groups.get(m) and groups.get(d):
-                month, number = _month_number(groups[m]), int(re.sub(r"\D", "", groups[d]))
-                day = _day(2024, month, number)  # a leap year: 29 February is a day
-                if day:
-                    found.setdefault(day_key(day), text[match.start():match.end()])
+                month, numbers = _month_number(groups[m]), [int(re.sub(r"\D", "", groups[d]))]
+                start, end = match.start(), match.end()
+                # A range of days ("7-8 March", "March 7-8", "7 and 8 March") names each of its days.
+                if d == "d1" and (before := _DAYS_BEFORE.search(match.string[max(0, start - 16):start])):
+                    numbers.append(int(before.group(1)))
+                    start -= len(before.group(0))
+                elif d == "d2" and (after := _DAYS_AFTER.match(match.string, end)):
+                    numbers.append(int(after.group(1)))
+                    end = after.end()
+                for number in numbers:
+                    day = _day(2024, month, number)  # a leap year: 29 February is a day
+                    if day:
+                        found.setdefault(day_key(day), text[start:end])
     return tuple((written, key) for key, written in found.items())
 
 

@@ -186,3 +186,17 @@ def test_may_and_march_typed_in_lower_case_are_dates_when_nothing_else_reads_the
     assert [key for _, key in named_days(text)] == [day]
     frame, _ = read_time_words(text, ASKED)
     assert frame is not None and frame.narrows
+
+
+@pytest.mark.parametrize("article, question", [
+    ("Rain fell on Vellmoor on March 7-8.", "What happened on 8 March?"),
+    ("Rain fell on Vellmoor on 7-8 March.", "What happened on March 7?"),
+    ("Rain fell on Vellmoor on 7 and 8 March.", "What happened on March 7?"),
+    ("Rain fell on Vellmoor on 7–8 March.", "What happened on 7 March?"),
+])
+def test_a_day_in_a_range_of_days_is_mentioned(article, question):
+    from index.answers.features import folded_words, mentions
+
+    name = parse_question(question, asked_on=ASKED).names[-1]
+    assert mentions(folded_words(article), name), (article, name)
+    assert not mentions(folded_words(article), "March 9")
