@@ -247,6 +247,15 @@ def test_a_figure_from_a_middle_report_in_other_words_is_outdated_not_contradict
     assert stances(middle) == {SECOND_TOLL: "supports", FINAL_TOLL: "later report", FIRST_TOLL: "earlier report"}
 
 
+@pytest.mark.parametrize("claim", ["27 homes were flooded in Vellmoor", "27 people were injured in the Vellmoor floods",
+                                   "27 people were rescued from the Vellmoor floods"])
+def test_the_same_figure_counting_something_else_does_not_support_a_claim(engine, claim):
+    # "The death toll ... rose to 27" gives the figure, but of the dead: meaning alone (MiniLM similarity
+    # 0.65-0.72 for these) must not make it support a claim about homes, the injured or the rescued.
+    checked = engine.check(claim, as_of=DAY("2026-03-20"))
+    assert SECOND_TOLL not in stances(checked) and checked.verdict not in {"supported", "outdated"}, checked.summary
+
+
 def test_a_claim_is_checked_as_of_a_day(engine, vellmoor_settings):
     claim = "At least 12 people were killed in the Vellmoor floods."
     back_then = engine.check(claim, as_of=DAY("2026-03-03"))  # the 41 report is not known yet
