@@ -95,6 +95,13 @@ def _month_number(name: str) -> int:
     return number
 
 
+def _weekday_number(name: str) -> int:
+    number = WEEKDAYS.get(name.lower())
+    if number is None:  # as for months: re.I matches "Thurſday"
+        number = next(n for day, n in WEEKDAYS.items() if re.fullmatch(re.escape(day), name, re.I))
+    return number
+
+
 def _latest_month(month: int, asked: dt.date) -> tuple[dt.date, dt.date]:
     """That month, in the latest year it does not lie after the asking date."""
     year = asked.year if month <= asked.month else asked.year - 1
@@ -313,7 +320,7 @@ def _read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
             if pattern is _RELATIVE:
                 narrow(*_relative_range(match.group("w"), asked))
             elif pattern is _ON_WEEKDAY:
-                day = _latest_weekday(WEEKDAYS[match.group("wd").lower()], asked,
+                day = _latest_weekday(_weekday_number(match.group("wd")), asked,
                                       before=match.group().lower().startswith("last"))
                 narrow(day, day)
             else:
@@ -409,7 +416,7 @@ def _named_day(sentence: str, reference: dt.date) -> dt.date | None:
         if match.group("lead"):
             continue
         if match.group("wd"):
-            return _latest_weekday(WEEKDAYS[match.group("wd").lower()], reference,
+            return _latest_weekday(_weekday_number(match.group("wd")), reference,
                                    before=match.group().lower().startswith("last"))
         if match.group("m3") and not match.group("y3"):
             continue  # a month alone ("in March") is too loose to date a report

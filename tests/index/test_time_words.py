@@ -200,3 +200,9 @@ def test_a_day_in_a_range_of_days_is_mentioned(article, question):
     name = parse_question(question, asked_on=ASKED).names[-1]
     assert mentions(folded_words(article), name), (article, name)
     assert not mentions(folded_words(article), "March 9")
+
+
+def test_a_weekday_written_with_letters_that_only_match_without_case_does_not_crash():
+    frame, _ = read_time_words("What happened on Thurſday?", ASKED)
+    assert frame is not None and frame.start == D(2026, 3, 5)
+    assert sentence_date("Fighting erupted last Thurſday.", "2026-03-09").day == D(2026, 3, 5)
