@@ -81,6 +81,15 @@ def test_a_day_is_mentioned_by_the_article_published_on_it(engine):
     assert not unreported.answered and unreported.not_mentioned == ["March 15"], unreported.text
 
 
+@pytest.mark.parametrize("question", ["How many people have died in the Vellmoor floods since March 1?",
+                                      "How many people died in the Vellmoor floods between March 1 and March 10?"])
+def test_a_day_that_bounds_a_range_need_not_be_mentioned(engine, question):
+    # "since March 1" asks for what was reported from that day on, not for what happened on it.
+    answer = engine.ask(question, as_of=DAY("2026-03-20"))
+    assert answer.not_mentioned == [] and answer.answered, answer.text
+    assert answer.citations[0].quote == FINAL_TOLL, answer.text
+
+
 def test_a_range_with_no_source_falls_back_with_an_honest_note(engine):
     answer = engine.ask("What happened in Vellmoor in January?", as_of=DAY("2026-05-01"))
     assert answer.citations and answer.note is not None

@@ -206,3 +206,11 @@ def test_a_weekday_written_with_letters_that_only_match_without_case_does_not_cr
     frame, _ = read_time_words("What happened on Thurſday?", ASKED)
     assert frame is not None and frame.start == D(2026, 3, 5)
     assert sentence_date("Fighting erupted last Thurſday.", "2026-03-09").day == D(2026, 3, 5)
+
+
+@pytest.mark.parametrize("question", ["How many people have died since March 1?", "How many had died by March 5?",
+                                      "What happened after 3 March?", "What happened between March 1 and March 10?"])
+def test_a_day_that_only_bounds_a_range_is_no_name_the_sources_must_mention(question):
+    parsed = parse_question(question, asked_on=ASKED)
+    assert parsed.time is not None and parsed.time.start != parsed.time.end
+    assert parsed.names == ()
