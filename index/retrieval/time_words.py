@@ -221,6 +221,30 @@ def day_key(day: dt.date) -> str:
     return f"{day.month}-{day.day}"
 
 
+# "on Sunday", "last Thursday": a day named by its weekday, kept as a mark ("weekday 6", "last weekday 3")
+# among a text's folded words until its publication date tells which day it is (`weekday_days`).
+_WEEKDAY_NAMED = re.compile(rf"\b(?P<last>last|on|by|as\s+of)\s+(?P<wd>{_WEEKDAY})\b", re.I)
+
+
+def weekday_marks(text: str) -> set[str]:
+    return {f"{'last ' if match.group('last').lower() == 'last' else ''}weekday {_weekday_number(match.group('wd'))}"
+            for match in _WEEKDAY_NAMED.finditer(text)}
+
+
+def weekday_days(words: frozenset[str] | set[str], published: dt.date) -> set[str]:
+    """The keys (see `named_days`) of the days a text names by weekday, read against its publication date
+    as `sentence_date` reads them: "on Sunday" in Monday 2 March's paper is 1 March."""
+    keys: set[str] = set()
+    for word in words:
+        if word.startswith(("weekday ", "last weekday ")):
+            try:
+                day = _latest_weekday(int(word.rsplit(" ", 1)[1]), published, before=word.startswith("last"))
+            except OverflowError:  # a publication date at the edge of the calendar
+                continue
+            keys.add(day_key(day))
+    return keys
+
+
 # ---------------------------------------------------------------- questions
 
 # آخر means "latest" only before the noun it modifies: a definite one (آخر الأخبار، آخر التطورات، آخر

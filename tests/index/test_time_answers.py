@@ -90,6 +90,15 @@ def test_a_day_that_bounds_a_range_need_not_be_mentioned(engine, question):
     assert answer.citations[0].quote == FINAL_TOLL, answer.text
 
 
+def test_a_day_an_article_names_by_its_weekday_is_mentioned(engine):
+    # The Courier of Monday 2 March says the river burst its banks "on Sunday": that is 1 March.
+    answer = engine.ask("Where did the Harrowbeck river burst its banks on March 1?", as_of=DAY("2026-03-20"))
+    assert answer.not_mentioned == [], answer.text
+    assert "courier-floods-first-toll" in cited(answer), answer.text
+    other = engine.ask("Where did the Harrowbeck river burst its banks on March 3?", as_of=DAY("2026-03-20"))
+    assert other.not_mentioned == ["March 3"], other.text
+
+
 def test_a_range_with_no_source_falls_back_with_an_honest_note(engine):
     answer = engine.ask("What happened in Vellmoor in January?", as_of=DAY("2026-05-01"))
     assert answer.citations and answer.note is not None

@@ -214,3 +214,13 @@ def test_a_day_that_only_bounds_a_range_is_no_name_the_sources_must_mention(ques
     parsed = parse_question(question, asked_on=ASKED)
     assert parsed.time is not None and parsed.time.start != parsed.time.end
     assert parsed.names == ()
+
+
+def test_weekdays_an_article_dates_by_are_days_of_its_publication_week():
+    from index.answers.features import folded_words
+    from index.retrieval.time_words import weekday_days
+
+    words = folded_words("The river burst its banks on Sunday; the inquiry opened last Monday.")
+    assert weekday_days(words, D(2026, 3, 2)) == {"3-1", "2-23"}  # a Monday: that Sunday, the Monday before
+    assert weekday_days(folded_words("They met on Sunday."), D(1, 1, 1)) == set()  # before the calendar
+    assert weekday_days(folded_words("Sunday is a day of rest."), D(2026, 3, 2)) == set()
