@@ -23,7 +23,7 @@ from index.retrieval.numbers import DIGITS
 from index.retrieval.question import ParsedQuestion
 from index.retrieval.search import Hit, Retrieval
 from index.retrieval.statement import SCORER_NEGATION
-from index.retrieval.time_words import day_key, iso_day, named_days
+from index.retrieval.time_words import day_key, iso_day, named_days, weekday_days, weekday_marks
 from index.store.lexical import analyse
 
 FEATURES = (
@@ -114,16 +114,18 @@ def fold(text: str) -> str:
 
 
 def folded_words(text: str) -> frozenset[str]:
-    """The folded words of a text, and a key for each calendar day it writes out (see `named_days`)."""
-    return frozenset(_WORD.findall(fold(text))).union(key for _, key in named_days(text))
+    """The folded words of a text, a key for each calendar day it writes out (see `named_days`) and a mark
+    for each it names by weekday (see `weekday_days`)."""
+    return frozenset(_WORD.findall(fold(text))).union((key for _, key in named_days(text)), weekday_marks(text))
 
 
 def mentions(article_words: frozenset[str], name: str) -> bool:
     """Whether an article mentions every word of `name` (its folded words; a plural "s" may differ), or,
-    for a day ("March 7"), that day however written: "March" and "7" apart do not make it."""
+    for a day ("March 7"), that day however written: "March" and "7" apart do not make it. A range of days
+    ("7-8 March") is mentioned by any of its days."""
     days = named_days(name)
     if days:
-        return all(key in article_words for _, key in days)
+        return any(key in article_words for _, key in days)
     for word in _WORD.findall(fold(name)):
         if word in article_words or word == "al":
             continue
@@ -256,7 +258,7 @@ def candidates(question: ParsedQuestion, retrieval: Retrieval, sources: Sources,
             words = sources.article_words(hit.doc_id)
             published = iso_day(hit.published)
             if published is not None:  # an article is about the day it was published, named or not
-                words = words | {day_key(published)}
+                words = words | {day_key(published)} | weekday_days(words, published)
             article_terms = sources.article_terms(hit.doc_id)
             missing = tuple(n for n in question.names if not mentions(words, n))
             coverage = weighted_coverage(terms, article_terms, sources.idf)

@@ -89,6 +89,9 @@ def parse_question(text: str, context: str | None = None, *, asked_on: dt.date |
     own = topic if time is not None and time.words else text
     terms = {term: CONTEXT_WEIGHT for term in analyse(context or "") if term not in _FRAMING_WORDS}
     terms.update({term: 1.0 for term in analyse(own) if term not in _FRAMING_WORDS})
+    # A day that only bounds a range ("since March 1", "by March 5") is no day the sources must mention.
+    bounding = time is not None and time.ranged and time.start != time.end
+    days = () if bounding else tuple(written for written, _ in named_days(text))
     return ParsedQuestion(
         text=text,
         context=context,
@@ -96,7 +99,7 @@ def parse_question(text: str, context: str | None = None, *, asked_on: dt.date |
         terms=terms,
         kind=answer_kind(text),
         # Days are named in the whole question: its time words are cut from `own`.
-        names=tuple(dict.fromkeys((*question_names(own), *(written for written, _ in named_days(text))))),
+        names=tuple(dict.fromkeys((*question_names(own), *days))),
         asked_on=asked,
         time=time,
         topic_text=own if own != text else None,

@@ -88,7 +88,18 @@ def iso_day(value: str | None) -> dt.date | None:
 
 
 def _month_number(name: str) -> int:
-    return MONTHS[name.lower().rstrip(".")]
+    written = name.rstrip(".")
+    number = MONTHS.get(written.lower())
+    if number is None:  # re.I also matches letters that lower() does not make ASCII ("Auguſt", "aprİl")
+        number = next(n for month, n in MONTHS.items() if re.fullmatch(re.escape(month), written, re.I))
+    return number
+
+
+def _weekday_number(name: str) -> int:
+    number = WEEKDAYS.get(name.lower())
+    if number is None:  # as for months: re.I matches "Thurſday"
+        number = next(n for day, n in WEEKDAYS.items() if re.fullmatch(re.escape(day), name, re.I))
+    return number
 
 
 def _latest_month(month: int, asked: dt.date) -> tuple[dt.date, dt.date]:
@@ -127,9 +138,11 @@ def _latest_weekday(weekday: int, asked: dt.date, *, before: bool = False) -> dt
 
 
 # Month names that are also common words: "What may 5 people do?", "Article 12 may apply", "the march 12
-# protesters". Written in lower case they name a month only after a date's preposition or before a year.
+# protesters". Written in lower case they name a month only after a date's preposition, before a year, with an
+# ordinal or "of", or at the end of what was typed ("what happened march 7?").
 _WORD_MONTHS = frozenset({"may", "march"})
 _DATE_LEAD = re.compile(r"\b(?:on|in|since|by|until|till|from|before|after|during|of)\s+(?:the\s+)?$", re.I)
+_DATE_END = re.compile(r"\s*(?:[?!.,;:]|$)")  # what typed lower case "what happened march 7?" ends with
 
 
 def _written_as_date(match: re.Match[str]) -> bool:
@@ -138,6 +151,11 @@ def _written_as_date(match: re.Match[str]) -> bool:
         month = match.group(m)
         if month and match.group(d):
             if month.rstrip(".") not in _WORD_MONTHS or match.group(y):
+                return True
+            # An ordinal ("march 7th"), "of" ("the 5th of may") or the question's end make it a date too.
+            if not match.group(d).isdigit() or " of " in match.group(0).lower():
+                return True
+            if _DATE_END.match(match.string, match.end()):
                 return True
             return bool(_DATE_LEAD.search(match.string[:min(match.start(d), match.start(m))]))
     return True
@@ -163,6 +181,8 @@ def date_span(match: re.Match[str], asked: dt.date) -> tuple[dt.date, dt.date] |
 
 
 _WRITTEN_DATE = re.compile(rf"{_B}{_DATE}{_E}", re.I)
+_DAYS_BEFORE = re.compile(r"(?<!\w)(\d{1,2})(?:st|nd|rd|th)?\s*(?:[-–]|\s(?:and|to)\s)\s*$", re.I)
+_DAYS_AFTER = re.compile(r"\s*[-–]\s*(\d{1,2})(?:st|nd|rd|th)?(?!\w)", re.I)
 
 
 def named_days(text: str) -> tuple[tuple[str, str], ...]:
@@ -181,15 +201,48 @@ def named_days(text: str) -> tuple[tuple[str, str], ...]:
             continue
         for d, m in (("d1", "m1"), ("d2", "m2")):
             if groups.get(m) and groups.get(d):
-                month, number = _month_number(groups[m]), int(re.sub(r"\D", "", groups[d]))
-                day = _day(2024, month, number)  # a leap year: 29 February is a day
-                if day:
-                    found.setdefault(day_key(day), text[match.start():match.end()])
+                month, numbers = _month_number(groups[m]), [int(re.sub(r"\D", "", groups[d]))]
+                start, end = match.start(), match.end()
+                # A range of days ("7-8 March", "March 7-8", "7 and 8 March") names each of its days.
+                if d == "d1" and (before := _DAYS_BEFORE.search(match.string[max(0, start - 16):start])):
+                    numbers.append(int(before.group(1)))
+                    start -= len(before.group(0))
+                elif d == "d2" and (after := _DAYS_AFTER.match(match.string, end)):
+                    numbers.append(int(after.group(1)))
+                    end = after.end()
+                for number in numbers:
+                    day = _day(2024, month, number)  # a leap year: 29 February is a day
+                    if day:
+                        found.setdefault(day_key(day), text[start:end])
     return tuple((written, key) for key, written in found.items())
 
 
 def day_key(day: dt.date) -> str:
     return f"{day.month}-{day.day}"
+
+
+# "on Sunday", "last Thursday": a day named by its weekday, kept as a mark ("weekday 6", "last weekday 3")
+# among a text's folded words until its publication date tells which day it is (`weekday_days`).
+_WEEKDAY_NAMED = re.compile(rf"\b(?P<last>last|on|by|as\s+of)\s+(?P<wd>{_WEEKDAY})\b", re.I)
+
+
+def weekday_marks(text: str) -> set[str]:
+    return {f"{'last ' if match.group('last').lower() == 'last' else ''}weekday {_weekday_number(match.group('wd'))}"
+            for match in _WEEKDAY_NAMED.finditer(text)}
+
+
+def weekday_days(words: frozenset[str] | set[str], published: dt.date) -> set[str]:
+    """The keys (see `named_days`) of the days a text names by weekday, read against its publication date
+    as `sentence_date` reads them: "on Sunday" in Monday 2 March's paper is 1 March."""
+    keys: set[str] = set()
+    for word in words:
+        if word.startswith(("weekday ", "last weekday ")):
+            try:
+                day = _latest_weekday(int(word.rsplit(" ", 1)[1]), published, before=word.startswith("last"))
+            except OverflowError:  # a publication date at the edge of the calendar
+                continue
+            keys.add(day_key(day))
+    return keys
 
 
 # ---------------------------------------------------------------- questions
@@ -291,7 +344,7 @@ def _read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
             if pattern is _RELATIVE:
                 narrow(*_relative_range(match.group("w"), asked))
             elif pattern is _ON_WEEKDAY:
-                day = _latest_weekday(WEEKDAYS[match.group("wd").lower()], asked,
+                day = _latest_weekday(_weekday_number(match.group("wd")), asked,
                                       before=match.group().lower().startswith("last"))
                 narrow(day, day)
             else:
@@ -387,7 +440,7 @@ def _named_day(sentence: str, reference: dt.date) -> dt.date | None:
         if match.group("lead"):
             continue
         if match.group("wd"):
-            return _latest_weekday(WEEKDAYS[match.group("wd").lower()], reference,
+            return _latest_weekday(_weekday_number(match.group("wd")), reference,
                                    before=match.group().lower().startswith("last"))
         if match.group("m3") and not match.group("y3"):
             continue  # a month alone ("in March") is too loose to date a report

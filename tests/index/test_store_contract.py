@@ -7,6 +7,7 @@ compare the two stores with each other: the same passages must score the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -146,6 +147,24 @@ def test_lexical_scores_bm25_over_the_served_passages(store):
         assert set(dict(index.lexical(terms, 100, (first, last)))) <= set(range(first, last))
     finally:
         index.close()
+
+
+def test_a_day_asked_for_is_searched_within_its_rows_in_either_store(store, encoders):
+    # A narrow date range reaches BM25 (with titles) and dense search as a list of rows (rows_in_time).
+    index = open_index(store)
+    try:
+        first, last = index.doc_rows("post-floods-toll-rises")
+        listed = np.arange(first, last, dtype=np.int64)
+        terms = analyse("Vellmoor floods death toll")
+        everywhere = dict(index.lexical(terms, 100, title_weight=0.5))
+        found = index.lexical(terms, 100, listed, title_weight=0.5)
+        assert found and {row for row, _ in found} <= set(listed.tolist())
+        assert [score for _, score in found] == pytest.approx([everywhere[row] for row, _ in found], abs=1e-5)
+    finally:
+        index.close()
+    engine = Engine.load(store, encoders=encoders)
+    answer = engine.ask("What did emergency officials say yesterday?", as_of=dt.date(2026, 3, 5))
+    assert answer.note is None and {c.doc_id for c in answer.citations} == {"post-floods-toll-rises"}, answer.text
 
 
 def test_a_reader_keeps_its_version_while_articles_are_added_changed_and_removed(store, encoders, tmp_path):

@@ -81,6 +81,24 @@ def test_a_day_is_mentioned_by_the_article_published_on_it(engine):
     assert not unreported.answered and unreported.not_mentioned == ["March 15"], unreported.text
 
 
+@pytest.mark.parametrize("question", ["How many people have died in the Vellmoor floods since March 1?",
+                                      "How many people died in the Vellmoor floods between March 1 and March 10?"])
+def test_a_day_that_bounds_a_range_need_not_be_mentioned(engine, question):
+    # "since March 1" asks for what was reported from that day on, not for what happened on it.
+    answer = engine.ask(question, as_of=DAY("2026-03-20"))
+    assert answer.not_mentioned == [] and answer.answered, answer.text
+    assert answer.citations[0].quote == FINAL_TOLL, answer.text
+
+
+def test_a_day_an_article_names_by_its_weekday_is_mentioned(engine):
+    # The Courier of Monday 2 March says the river burst its banks "on Sunday": that is 1 March.
+    answer = engine.ask("Where did the Harrowbeck river burst its banks on March 1?", as_of=DAY("2026-03-20"))
+    assert answer.not_mentioned == [], answer.text
+    assert "courier-floods-first-toll" in cited(answer), answer.text
+    other = engine.ask("Where did the Harrowbeck river burst its banks on March 3?", as_of=DAY("2026-03-20"))
+    assert other.not_mentioned == ["March 3"], other.text
+
+
 def test_a_range_with_no_source_falls_back_with_an_honest_note(engine):
     answer = engine.ask("What happened in Vellmoor in January?", as_of=DAY("2026-05-01"))
     assert answer.citations and answer.note is not None
@@ -245,6 +263,15 @@ def test_a_figure_from_a_middle_report_in_other_words_is_outdated_not_contradict
     middle = engine.check("27 people died in the Vellmoor floods", as_of=DAY("2026-03-20"))
     assert middle.verdict == "outdated", middle.summary
     assert stances(middle) == {SECOND_TOLL: "supports", FINAL_TOLL: "later report", FIRST_TOLL: "earlier report"}
+
+
+@pytest.mark.parametrize("claim", ["27 homes were flooded in Vellmoor", "27 people were injured in the Vellmoor floods",
+                                   "27 people were rescued from the Vellmoor floods"])
+def test_the_same_figure_counting_something_else_does_not_support_a_claim(engine, claim):
+    # "The death toll ... rose to 27" gives the figure, but of the dead: meaning alone (MiniLM similarity
+    # 0.65-0.72 for these) must not make it support a claim about homes, the injured or the rescued.
+    checked = engine.check(claim, as_of=DAY("2026-03-20"))
+    assert SECOND_TOLL not in stances(checked) and checked.verdict not in {"supported", "outdated"}, checked.summary
 
 
 def test_a_claim_is_checked_as_of_a_day(engine, vellmoor_settings):

@@ -161,3 +161,66 @@ def test_may_and_march_next_to_a_number_are_dates_only_when_written_as_dates(tex
     assert [key for _, key in named_days(text)] == ([day] if day else [])
     frame, _ = read_time_words(text, ASKED)
     assert (frame is not None and frame.narrows) == (day is not None), frame
+
+
+@pytest.mark.parametrize("text", ["What happened on Auguſt 5?", "aprİl 9", "ſeptember 3 2025"])
+def test_a_month_written_with_letters_that_only_match_without_case_does_not_crash(text):
+    # Python's re.I equates "ſ" with "s" and "İ" with "i": such a month name matches but is no key of MONTHS.
+    from index.answers.features import folded_words
+
+    frame, _ = read_time_words(text, ASKED)
+    assert frame is not None and frame.narrows
+    assert len(named_days(text)) == 1
+    parse_question(text, asked_on=ASKED)
+    sentence_date(text, "2026-03-09")
+    folded_words(f"An article that writes {text} in its text.")
+
+
+@pytest.mark.parametrize("text, day", [
+    ("what happened march 7?", "3-7"),  # lower case, as typed in Discord: nothing but punctuation follows
+    ("how many died may 5", "5-5"),
+    ("what happened march 7th in vellmoor", "3-7"),  # an ordinal
+    ("what happened the 5th of may?", "5-5"),  # "of"
+])
+def test_may_and_march_typed_in_lower_case_are_dates_when_nothing_else_reads_them(text, day):
+    assert [key for _, key in named_days(text)] == [day]
+    frame, _ = read_time_words(text, ASKED)
+    assert frame is not None and frame.narrows
+
+
+@pytest.mark.parametrize("article, question", [
+    ("Rain fell on Vellmoor on March 7-8.", "What happened on 8 March?"),
+    ("Rain fell on Vellmoor on 7-8 March.", "What happened on March 7?"),
+    ("Rain fell on Vellmoor on 7 and 8 March.", "What happened on March 7?"),
+    ("Rain fell on Vellmoor on 7–8 March.", "What happened on 7 March?"),
+])
+def test_a_day_in_a_range_of_days_is_mentioned(article, question):
+    from index.answers.features import folded_words, mentions
+
+    name = parse_question(question, asked_on=ASKED).names[-1]
+    assert mentions(folded_words(article), name), (article, name)
+    assert not mentions(folded_words(article), "March 9")
+
+
+def test_a_weekday_written_with_letters_that_only_match_without_case_does_not_crash():
+    frame, _ = read_time_words("What happened on Thurſday?", ASKED)
+    assert frame is not None and frame.start == D(2026, 3, 5)
+    assert sentence_date("Fighting erupted last Thurſday.", "2026-03-09").day == D(2026, 3, 5)
+
+
+@pytest.mark.parametrize("question", ["How many people have died since March 1?", "How many had died by March 5?",
+                                      "What happened after 3 March?", "What happened between March 1 and March 10?"])
+def test_a_day_that_only_bounds_a_range_is_no_name_the_sources_must_mention(question):
+    parsed = parse_question(question, asked_on=ASKED)
+    assert parsed.time is not None and parsed.time.start != parsed.time.end
+    assert parsed.names == ()
+
+
+def test_weekdays_an_article_dates_by_are_days_of_its_publication_week():
+    from index.answers.features import folded_words
+    from index.retrieval.time_words import weekday_days
+
+    words = folded_words("The river burst its banks on Sunday; the inquiry opened last Monday.")
+    assert weekday_days(words, D(2026, 3, 2)) == {"3-1", "2-23"}  # a Monday: that Sunday, the Monday before
+    assert weekday_days(folded_words("They met on Sunday."), D(1, 1, 1)) == set()  # before the calendar
+    assert weekday_days(folded_words("Sunday is a day of rest."), D(2026, 3, 2)) == set()
