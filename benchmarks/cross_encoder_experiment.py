@@ -519,15 +519,24 @@ def main() -> None:
     print(f"Rows: {len(rows)} questions ({sum(not r.dev for r in rows)} train, {sum(r.dev for r in rows)} dev), "
           f"{len(heldout)} held-out2 ({time.perf_counter() - started:.0f} s)")
 
+    dev_columns: dict = {}
+    heldout_columns: dict = {}
+    squad_columns: dict = {}
+    trade_offs: dict = {}
+
+    def record(label: str, scorer, scored_rows: list, scored_heldout: list) -> None:
+        """Every view of one scorer: dev split, held-out2, the whole SQuAD sample and its trade-offs."""
+        squad_dev = [r for r in scored_rows if r.dev and r.set_name == "squad2-sample"]
+        dev_columns[label] = figures(scorer, [r for r in scored_rows if r.dev], max_sentences)
+        heldout_columns[label] = figures(scorer, scored_heldout, max_sentences)
+        squad_columns[label] = figures(scorer, [r for r in scored_rows if r.set_name == "squad2-sample"],
+                                       max_sentences)
+        trade_offs[label] = {"squad2 dev": trade_off(scorer, squad_dev, max_sentences),
+                             "held-out2": trade_off(scorer, scored_heldout, max_sentences)}
+
     baseline = fit(rows, max_sentences).scorer
-    squad = [r for r in rows if r.set_name == "squad2-sample"]
-    dev_columns = {"27 features": figures(baseline, [r for r in rows if r.dev], max_sentences)}
-    heldout_columns = {"27 features": figures(baseline, heldout, max_sentences)}
-    squad_columns = {"27 features": figures(baseline, squad, max_sentences)}
+    record("27 features", baseline, rows, heldout)
     print(f"Baseline (27 features): threshold {baseline.threshold}, keep ratio {baseline.keep_ratio}")
-    squad_dev = [r for r in rows if r.dev and r.set_name == "squad2-sample"]
-    trade_offs = {"27 features": {"squad2 dev": trade_off(baseline, squad_dev, max_sentences),
-                                  "held-out2": trade_off(baseline, heldout, max_sentences)}}
     abouts = {}
     for variant in [v.strip() for v in args.variants.split(",") if v.strip()]:
         print(f"\nVariant {variant}:")
@@ -548,32 +557,16 @@ def main() -> None:
         extended = fit(extended_rows, max_sentences).scorer
         about["refit threshold, keep ratio"] = (extended.threshold, extended.keep_ratio)
         about["refit cross-encoder coefficient (standardised)"] = round(float(extended.coefficients[-1]), 3)
-        label = f"27 + {variant} x-enc"
-        dev_columns[label] = figures(extended, [r for r in extended_rows if r.dev], max_sentences)
-        heldout_columns[label] = figures(extended, with_column(heldout, heldout_scores, args.arabic), max_sentences)
-        squad_columns[label] = figures(extended, [r for r in extended_rows if r.set_name == "squad2-sample"],
-                                       max_sentences)
-        trade_offs[label] = {
-            "squad2 dev": trade_off(extended, [r for r in extended_rows if r.dev and r.set_name == "squad2-sample"],
-                                    max_sentences),
-            "held-out2": trade_off(extended, with_column(heldout, heldout_scores, args.arabic), max_sentences)}
+        extended_heldout = with_column(heldout, heldout_scores, args.arabic)
+        record(f"27 + {variant} x-enc", extended, extended_rows, extended_heldout)
         if variant in args.out_of_fold.split(","):
             oof = out_of_fold_scores(variant, rows, args.work, args.epochs, args.retrain)
             oof_rows = with_column(rows, [oof.get(r.question.id, s) if not r.dev else s
                                           for r, s in zip(rows, scores, strict=True)], args.arabic)
             oof_scorer = fit(oof_rows, max_sentences).scorer
-            oof_label = f"27 + {variant} OOF"
             about["out-of-fold refit threshold, keep ratio"] = (oof_scorer.threshold, oof_scorer.keep_ratio)
             about["out-of-fold refit coefficient (standardised)"] = round(float(oof_scorer.coefficients[-1]), 3)
-            dev_columns[oof_label] = figures(oof_scorer, [r for r in oof_rows if r.dev], max_sentences)
-            heldout_columns[oof_label] = figures(oof_scorer, with_column(heldout, heldout_scores, args.arabic),
-                                                 max_sentences)
-            squad_columns[oof_label] = figures(oof_scorer, [r for r in oof_rows if r.set_name == "squad2-sample"],
-                                               max_sentences)
-            trade_offs[oof_label] = {
-                "squad2 dev": trade_off(oof_scorer, [r for r in oof_rows if r.dev and r.set_name == "squad2-sample"],
-                                        max_sentences),
-                "held-out2": trade_off(oof_scorer, with_column(heldout, heldout_scores, args.arabic), max_sentences)}
+            record(f"27 + {variant} OOF", oof_scorer, oof_rows, extended_heldout)
         about["question-time cost"] = timing(model, heldout, args.work, variant, onnx=not args.no_onnx)
         abouts[variant] = about
         print(json.dumps(about, indent=1))
