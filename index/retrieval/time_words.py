@@ -351,7 +351,11 @@ def _read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
                 span = date_span(match, asked)
                 if span is None or (match.group("m3") and not _month_alone_is_a_date(match, text)):
                     continue
+                span, (first, last) = _with_day_range(match, span)
                 narrow(*span)
+                spans.append((first, last))
+                words.append(text[first:last])
+                continue
             spans.append(match.span())
             words.append(match.group())
     for match in _NEWEST.finditer(text):
@@ -369,6 +373,28 @@ def _read_time_words(text: str, asked: dt.date) -> tuple[TimeFrame | None, str]:
         kept = kept[:a] + " " + kept[b:]
     kept = re.sub(r"\s+([?.!,;:؟،])", r"\1", " ".join(kept.split()))
     return TimeFrame(start, end, newest, tuple(words)), kept or text
+
+
+_RANGE_LEAD = re.compile(r"(?:\b(?:on|in|during)|في|خلال|يوم)\s+(?:the\s+)?$", re.I)
+
+
+def _with_day_range(match: re.Match[str], span: tuple[dt.date, dt.date]
+                    ) -> tuple[tuple[dt.date, dt.date], tuple[int, int]]:
+    """A day widened to the range it ends or starts ("7-8 March", "March 7-8", "7 and 8 March": 7 to 8
+    March), with the offsets of all that was written, so the whole range leaves what is searched."""
+    first, last = match.span()
+    other = None
+    if match.group("d1") and (before := _DAYS_BEFORE.search(match.string[max(0, first - 16):first])):
+        other, first = int(before.group(1)), first - len(before.group(0))
+        if lead := _RANGE_LEAD.search(match.string[max(0, first - 16):first]):  # "on 7-8 March": "on" too
+            first -= len(lead.group(0))
+    elif match.group("d2") and (after := _DAYS_AFTER.match(match.string, last)):
+        other, last = int(after.group(1)), after.end()
+    day = span[0]
+    paired = _day(day.year, day.month, other) if other is not None and span[0] == span[1] else None
+    if paired is None:
+        return span, match.span()
+    return (min(day, paired), max(day, paired)), (first, last)
 
 
 def _month_alone_is_a_date(match: re.Match[str], text: str) -> bool:

@@ -224,3 +224,16 @@ def test_weekdays_an_article_dates_by_are_days_of_its_publication_week():
     assert weekday_days(words, D(2026, 3, 2)) == {"3-1", "2-23"}  # a Monday: that Sunday, the Monday before
     assert weekday_days(folded_words("They met on Sunday."), D(1, 1, 1)) == set()  # before the calendar
     assert weekday_days(folded_words("Sunday is a day of rest."), D(2026, 3, 2)) == set()
+
+
+@pytest.mark.parametrize("question, start, end", [
+    ("What happened on 7-8 March?", D(2026, 3, 7), D(2026, 3, 8)),
+    ("What happened March 7-8?", D(2026, 3, 7), D(2026, 3, 8)),
+    ("What happened on the 7th and 8th of March 2025?", D(2025, 3, 7), D(2025, 3, 8)),
+    ("كم قتيلا سقط في 7-8 آذار؟", D(2026, 3, 7), D(2026, 3, 8)),
+    ("What happened on 8 March?", D(2026, 3, 8), D(2026, 3, 8)),
+])
+def test_a_range_of_days_is_read_whole_and_leaves_the_searched_words(question, start, end):
+    frame, kept = read_time_words(question, ASKED)
+    assert frame is not None and (frame.start, frame.end) == (start, end)
+    assert not any(ch.isdigit() for ch in kept) and " on?" not in kept and "في؟" not in kept, kept
