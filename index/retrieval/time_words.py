@@ -87,19 +87,20 @@ def iso_day(value: str | None) -> dt.date | None:
         return None
 
 
-def _month_number(name: str) -> int:
-    written = name.rstrip(".")
-    number = MONTHS.get(written.lower())
-    if number is None:  # re.I also matches letters that lower() does not make ASCII ("Auguſt", "aprİl")
-        number = next(n for month, n in MONTHS.items() if re.fullmatch(re.escape(month), written, re.I))
+def _number_of(names: dict[str, int], written: str) -> int:
+    """The number of a month or weekday name that a case-insensitive pattern matched."""
+    number = names.get(written.lower())
+    if number is None:  # re.I also matches letters that lower() does not make ASCII ("Auguſt", "Thurſday")
+        number = next(n for name, n in names.items() if re.fullmatch(re.escape(name), written, re.I))
     return number
+
+
+def _month_number(name: str) -> int:
+    return _number_of(MONTHS, name.rstrip("."))
 
 
 def _weekday_number(name: str) -> int:
-    number = WEEKDAYS.get(name.lower())
-    if number is None:  # as for months: re.I matches "Thurſday"
-        number = next(n for day, n in WEEKDAYS.items() if re.fullmatch(re.escape(day), name, re.I))
-    return number
+    return _number_of(WEEKDAYS, name)
 
 
 def _latest_month(month: int, asked: dt.date) -> tuple[dt.date, dt.date]:
@@ -202,19 +203,26 @@ def named_days(text: str) -> tuple[tuple[str, str], ...]:
         for d, m in (("d1", "m1"), ("d2", "m2")):
             if groups.get(m) and groups.get(d):
                 month, numbers = _month_number(groups[m]), [int(re.sub(r"\D", "", groups[d]))]
-                start, end = match.start(), match.end()
                 # A range of days ("7-8 March", "March 7-8", "7 and 8 March") names each of its days.
-                if d == "d1" and (before := _DAYS_BEFORE.search(match.string[max(0, start - 16):start])):
-                    numbers.append(int(before.group(1)))
-                    start -= len(before.group(0))
-                elif d == "d2" and (after := _DAYS_AFTER.match(match.string, end)):
-                    numbers.append(int(after.group(1)))
-                    end = after.end()
+                other, start, end = _range_partner(match)
+                if other is not None:
+                    numbers.append(other)
                 for number in numbers:
                     day = _day(2024, month, number)  # a leap year: 29 February is a day
                     if day:
                         found.setdefault(day_key(day), text[start:end])
     return tuple((written, key) for key, written in found.items())
+
+
+def _range_partner(match: re.Match[str]) -> tuple[int | None, int, int]:
+    """The other day of a range a `_DATE` match ends or starts ("7-8 March", "March 7-8", "7 and 8 March"),
+    if any, and the offsets of the whole range as written."""
+    first, last = match.span()
+    if match.group("d1") and (before := _DAYS_BEFORE.search(match.string[max(0, first - 16):first])):
+        return int(before.group(1)), first - len(before.group(0)), last
+    if match.group("d2") and (after := _DAYS_AFTER.match(match.string, last)):
+        return int(after.group(1)), first, after.end()
+    return None, first, last
 
 
 def day_key(day: dt.date) -> str:
@@ -226,8 +234,12 @@ def day_key(day: dt.date) -> str:
 _WEEKDAY_NAMED = re.compile(rf"\b(?P<last>last|on|by|as\s+of)\s+(?P<wd>{_WEEKDAY})\b", re.I)
 
 
+def _weekday_mark(weekday: int, last: bool) -> str:
+    return f"{'last ' if last else ''}weekday {weekday}"
+
+
 def weekday_marks(text: str) -> set[str]:
-    return {f"{'last ' if match.group('last').lower() == 'last' else ''}weekday {_weekday_number(match.group('wd'))}"
+    return {_weekday_mark(_weekday_number(match.group("wd")), match.group("last").lower() == "last")
             for match in _WEEKDAY_NAMED.finditer(text)}
 
 
@@ -235,13 +247,13 @@ def weekday_days(words: frozenset[str] | set[str], published: dt.date) -> set[st
     """The keys (see `named_days`) of the days a text names by weekday, read against its publication date
     as `sentence_date` reads them: "on Sunday" in Monday 2 March's paper is 1 March."""
     keys: set[str] = set()
-    for word in words:
-        if word.startswith(("weekday ", "last weekday ")):
-            try:
-                day = _latest_weekday(int(word.rsplit(" ", 1)[1]), published, before=word.startswith("last"))
-            except OverflowError:  # a publication date at the edge of the calendar
-                continue
-            keys.add(day_key(day))
+    for weekday in range(7):  # 14 lookups, not a pass over every word of the article (this runs per question)
+        for last in (False, True):
+            if _weekday_mark(weekday, last) in words:
+                try:
+                    keys.add(day_key(_latest_weekday(weekday, published, before=last)))
+                except OverflowError:  # a publication date at the edge of the calendar
+                    continue
     return keys
 
 
@@ -382,14 +394,10 @@ def _with_day_range(match: re.Match[str], span: tuple[dt.date, dt.date]
                     ) -> tuple[tuple[dt.date, dt.date], tuple[int, int]]:
     """A day widened to the range it ends or starts ("7-8 March", "March 7-8", "7 and 8 March": 7 to 8
     March), with the offsets of all that was written, so the whole range leaves what is searched."""
-    first, last = match.span()
-    other = None
-    if match.group("d1") and (before := _DAYS_BEFORE.search(match.string[max(0, first - 16):first])):
-        other, first = int(before.group(1)), first - len(before.group(0))
-        if lead := _RANGE_LEAD.search(match.string[max(0, first - 16):first]):  # "on 7-8 March": "on" too
-            first -= len(lead.group(0))
-    elif match.group("d2") and (after := _DAYS_AFTER.match(match.string, last)):
-        other, last = int(after.group(1)), after.end()
+    other, first, last = _range_partner(match)
+    if other is not None and first < match.start() and (
+            lead := _RANGE_LEAD.search(match.string[max(0, first - 16):first])):  # "on 7-8 March": "on" too
+        first -= len(lead.group(0))
     day = span[0]
     paired = _day(day.year, day.month, other) if other is not None and span[0] == span[1] else None
     if paired is None:
