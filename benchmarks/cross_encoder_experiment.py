@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import pickle  # noqa: S403 - our own cache of rows, written by this script
-import re
 import statistics
 import tempfile
 import time
@@ -38,19 +37,19 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import ROOT, machine
+from index.retrieval.language import detect_language, is_english
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HELDOUT2 = ROOT / "tests" / "data" / "seed-heldout2-queries.jsonl"
 SEED_ARTICLE = ROOT / "tests" / "data" / "syria-vows-accountability.md"
-ARABIC = re.compile(r"[\u0600-\u06FF]")
 MAX_LENGTH = 128
 TIMING_SIZES = (5, 10, 25)
 
 
-def is_english(text: str) -> bool:
-    return not ARABIC.search(text)
+def in_english(text: str) -> bool:
+    return is_english(detect_language(text))
 
 
 # ---------------------------------------------------------------- rows
@@ -62,7 +61,7 @@ def collect_rows(data: Path, work: Path) -> tuple[list, list]:
     if cache.is_file():
         with cache.open("rb") as handle:
             return pickle.load(handle)  # noqa: S301 - our own cache
-    from bot.cli import _eval_index
+    from bot.cli import _eval_index, training_index_settings
     from index.answers.training import TrainingSet, collect, collecting_policy, default_sets
     from index.engine import Engine
     from index.settings import Settings
@@ -71,9 +70,7 @@ def collect_rows(data: Path, work: Path) -> tuple[list, list]:
 
     def open_engine(training_set: TrainingSet) -> Engine:
         # As bot/cli.py train_answerer opens them: one index per corpus, reused while it still fits.
-        key = hashlib.sha256(str(training_set.corpus.resolve()).encode()).hexdigest()[:10]
-        set_settings = settings.model_copy(update={"index_dir": work / "idx" / f"{training_set.corpus.stem}-{key}",
-                                                   "database_url": None})
+        set_settings = training_index_settings(settings, work / "idx", training_set.corpus)
         _eval_index(set_settings, training_set.corpus)
         return Engine.load(set_settings, policy=collecting_policy(set_settings))
 
@@ -107,7 +104,7 @@ class Pairs:
 def training_pairs(rows) -> Pairs:
     questions, texts, labels = [], [], []
     for row in rows:
-        if row.dev or not is_english(row.question.question):
+        if row.dev or not in_english(row.question.question):
             continue
         for text, label in zip(row.texts, row.labels, strict=True):
             questions.append(row.question.question)
@@ -314,7 +311,7 @@ def out_of_fold_scores(variant: str, rows, work: Path, epochs: int, fresh: bool)
     if path.is_file() and not fresh:
         with path.open("rb") as handle:
             return pickle.load(handle)  # noqa: S301 - our own cache
-    english_train = [r for r in rows if not r.dev and is_english(r.question.question)]
+    english_train = [r for r in rows if not r.dev and in_english(r.question.question)]
 
     def fold(row) -> int:
         return hashlib.sha256(f"fold {row.question.id}".encode()).digest()[0] % 2
@@ -338,7 +335,7 @@ def out_of_fold_scores(variant: str, rows, work: Path, epochs: int, fresh: bool)
 def with_column(rows, scores: list[np.ndarray], arabic: str) -> list:
     extended = []
     for row, score in zip(rows, scores, strict=True):
-        column = score if arabic == "score" or is_english(row.question.question) else np.zeros_like(score)
+        column = score if arabic == "score" or in_english(row.question.question) else np.zeros_like(score)
         extended.append(replace(row, features=np.column_stack([row.features, column])))
     return extended
 
@@ -418,7 +415,7 @@ def timing(model, rows, work: Path, variant: str, onnx: bool) -> dict[str, dict[
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir()))
-    english = [r for r in rows if is_english(r.question.question)][:30]
+    english = [r for r in rows if in_english(r.question.question)][:30]
     results: dict[str, dict[str, float]] = {}
 
     def measure(run) -> dict[str, float]:
@@ -547,8 +544,8 @@ def main() -> None:
         heldout_scores = cached_scores(model, variant, heldout, args.work, "heldout2", fresh)
         about["scoring all rows, s"] = round(time.perf_counter() - started, 1)
         about["cross-encoder alone, dev English"] = ranking(
-            [s for s, r in zip(scores, rows, strict=True) if r.dev and is_english(r.question.question)],
-            [r for r in rows if r.dev and is_english(r.question.question)])
+            [s for s, r in zip(scores, rows, strict=True) if r.dev and in_english(r.question.question)],
+            [r for r in rows if r.dev and in_english(r.question.question)])
         about["cross-encoder alone, dev squad2"] = ranking(
             [s for s, r in zip(scores, rows, strict=True) if r.dev and r.set_name == "squad2-sample"],
             [r for r in rows if r.dev and r.set_name == "squad2-sample"])

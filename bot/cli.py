@@ -653,6 +653,15 @@ def eval_(
     _print_eval(summary, results, details)
 
 
+def training_index_settings(settings: Settings, work: Path, corpus: Path) -> Settings:
+    """Where a training set's index is kept: one per corpus under `work`, reused while it still fits, and
+    never in the served database."""
+    import hashlib
+
+    key = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:10]
+    return settings.model_copy(update={"index_dir": work / f"{corpus.stem}-{key}", "database_url": None})
+
+
 @app.command("train-answerer")
 def train_answerer(
     data: Annotated[Path, typer.Option("--data", help="The evaluation sets "
@@ -665,8 +674,6 @@ def train_answerer(
     as_json: JsonOption = False,
 ) -> None:
     """Fit the answer scorer on the training split and choose its threshold on the development split."""
-    import hashlib
-
     from index.answers.scorer import DEFAULT_SCORER
     from index.answers.training import collect, collecting_policy, default_sets, fit, report_json
 
@@ -680,9 +687,7 @@ def train_answerer(
              as_json=as_json)
 
     def open_engine(training_set) -> Engine:
-        key = hashlib.sha256(str(training_set.corpus.resolve()).encode()).hexdigest()[:10]
-        set_settings = settings.model_copy(update={"index_dir": work / f"{training_set.corpus.stem}-{key}",
-                                                       "database_url": None})
+        set_settings = training_index_settings(settings, work, training_set.corpus)
         guarded(lambda: _eval_index(set_settings, training_set.corpus), as_json=as_json)
         return guarded(lambda: Engine.load(set_settings, policy=collecting_policy(set_settings)),
                        as_json=as_json)
