@@ -117,7 +117,13 @@ _TABLES = ("verbatim_title_postings", "verbatim_postings", "verbatim_sentences",
 # Rows never change once written (an UPDATE would copy a passage's vectors and add it to HNSW again):
 # a document's row says when it was dropped; a passage's, postings' and sentences' drops are listed in
 # verbatim_removed, a narrow table.
-_SERVED = "added_in <= %(version)s AND (removed_in IS NULL OR removed_in > %(version)s)"  # documents
+def _served_documents(alias: str = "") -> str:
+    """The condition for rows of verbatim_documents (as `alias`, if given) that the version serves."""
+    d = f"{alias}." if alias else ""
+    return f"{d}added_in <= %(version)s AND ({d}removed_in IS NULL OR {d}removed_in > %(version)s)"
+
+
+_SERVED = _served_documents()
 
 
 def _served_rows(alias: str) -> str:
@@ -499,10 +505,9 @@ class PostgresIndex(IndexVersion):
     def _title_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many served titles (of documents with passages) use each term, remembered the same way."""
         return self._counted(self._title_frequencies_memo, terms,
-                             "SELECT tp.term, count(*) FROM verbatim_title_postings tp JOIN verbatim_documents d "
+                             "SELECT tp.term, count(*) FROM verbatim_title_postings tp JOIN verbatim_documents d "  # noqa: S608
                              "ON d.doc_id = tp.doc_id AND d.added_in = tp.added_in WHERE tp.term = ANY(%(terms)s) "
-                             "AND d.passage_count > 0 AND d.added_in <= %(version)s "
-                             "AND (d.removed_in IS NULL OR d.removed_in > %(version)s) GROUP BY tp.term")
+                             f"AND d.passage_count > 0 AND {_served_documents('d')} GROUP BY tp.term")
 
     def _counted(self, memo: dict[str, int], terms: Sequence[str], sql: str) -> dict[str, int]:
         """Each term's count: from `memo`, else by `sql` (term, count rows for %(terms)s) in one query, then
@@ -547,8 +552,7 @@ class PostgresIndex(IndexVersion):
                     FROM unnest(%(terms)s::text[], %(title_idfs)s::float8[]) AS q(term, idf)
                     JOIN verbatim_title_postings tp ON tp.term = q.term
                     JOIN verbatim_documents d ON d.doc_id = tp.doc_id AND d.added_in = tp.added_in
-                    WHERE d.passage_count > 0 AND d.added_in <= %(version)s
-                      AND (d.removed_in IS NULL OR d.removed_in > %(version)s)
+                    WHERE d.passage_count > 0 AND {_served_documents('d')}
                     GROUP BY d.doc_id, d.added_in, d.first_row, d.passage_count
                 ) t CROSS JOIN generate_series(t.first_row, t.first_row + t.passage_count - 1) AS row
                 WHERE {where_titled}"""  # noqa: S608
