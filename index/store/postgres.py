@@ -117,7 +117,13 @@ _TABLES = ("verbatim_title_postings", "verbatim_postings", "verbatim_sentences",
 # Rows never change once written (an UPDATE would copy a passage's vectors and add it to HNSW again):
 # a document's row says when it was dropped; a passage's, postings' and sentences' drops are listed in
 # verbatim_removed, a narrow table.
-_SERVED = "added_in <= %(version)s AND (removed_in IS NULL OR removed_in > %(version)s)"  # documents
+def _served_documents(alias: str = "") -> str:
+    """The condition for rows of verbatim_documents (as `alias`, if given) that the version serves."""
+    d = f"{alias}." if alias else ""
+    return f"{d}added_in <= %(version)s AND ({d}removed_in IS NULL OR {d}removed_in > %(version)s)"
+
+
+_SERVED = _served_documents()
 
 
 def _served_rows(alias: str) -> str:
@@ -334,6 +340,7 @@ class PostgresIndex(IndexVersion):
         self.statistics = VersionStatistics(int(row[1]), float(row[2]), int(row[3]), float(row[4]))
         self._documents: dict[str, DocumentInfo] | None = None
         self._frequencies: dict[str, int] = {}
+        self._title_frequencies_memo: dict[str, int] = {}
         self._lock = threading.Lock()
 
     @property
@@ -491,19 +498,30 @@ class PostgresIndex(IndexVersion):
 
     def document_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
         """How many served passages use each term, counted in one query and remembered."""
+        return self._counted(self._frequencies, terms,
+                             "SELECT po.term, count(*) FROM verbatim_postings po "  # noqa: S608
+                             f"WHERE po.term = ANY(%(terms)s) AND {_served_rows('po')} GROUP BY po.term")
+
+    def _title_frequencies(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many served titles (of documents with passages) use each term, remembered the same way."""
+        return self._counted(self._title_frequencies_memo, terms,
+                             "SELECT tp.term, count(*) FROM verbatim_title_postings tp JOIN verbatim_documents d "  # noqa: S608
+                             "ON d.doc_id = tp.doc_id AND d.added_in = tp.added_in WHERE tp.term = ANY(%(terms)s) "
+                             f"AND d.passage_count > 0 AND {_served_documents('d')} GROUP BY tp.term")
+
+    def _counted(self, memo: dict[str, int], terms: Sequence[str], sql: str) -> dict[str, int]:
+        """Each term's count: from `memo`, else by `sql` (term, count rows for %(terms)s) in one query, then
+        remembered there. A version never changes, so neither do its counts."""
         with self._lock:
-            known = {t: self._frequencies[t] for t in terms if t in self._frequencies}
+            known = {t: memo[t] for t in terms if t in memo}
         missing = sorted(set(terms) - set(known))
         if missing:
-            counted = dict(self._query(
-                "SELECT po.term, count(*) FROM verbatim_postings po "  # noqa: S608
-                f"WHERE po.term = ANY(%(terms)s) AND {_served_rows('po')} GROUP BY po.term",
-                self._params(terms=missing)))
+            counted = dict(self._query(sql, self._params(terms=missing)))
             fresh = {t: int(counted.get(t, 0)) for t in missing}
             with self._lock:
-                if len(self._frequencies) > 200_000:  # a bounded memo: questions' and sentences' words
-                    self._frequencies.clear()
-                self._frequencies.update(fresh)
+                if len(memo) > 200_000:  # a bounded memo: questions' and sentences' words
+                    memo.clear()
+                memo.update(fresh)
             known.update(fresh)
         return known
 
@@ -522,13 +540,8 @@ class PostgresIndex(IndexVersion):
                               title_weight=float(title_weight), mean_title=self.statistics.mean_title_length, **extra)
         titled = ""
         if title_weight > 0:
-            title_frequencies = dict(self._query(
-                "SELECT tp.term, count(*) FROM verbatim_title_postings tp JOIN verbatim_documents d "
-                "ON d.doc_id = tp.doc_id AND d.added_in = tp.added_in WHERE tp.term = ANY(%(terms)s) "
-                "AND d.passage_count > 0 AND d.added_in <= %(version)s "
-                "AND (d.removed_in IS NULL OR d.removed_in > %(version)s) GROUP BY tp.term",
-                self._params(terms=sorted(set(terms)))))
-            values["title_idfs"] = [float(np.float32(_idf(self.statistics.titles, int(title_frequencies.get(t, 0)))))
+            title_frequencies = self._title_frequencies(terms)
+            values["title_idfs"] = [float(np.float32(_idf(self.statistics.titles, title_frequencies[t])))
                                     for t in terms]
             # A title's score counts for every passage of its article (what it is about).
             titled = f"""
@@ -539,8 +552,7 @@ class PostgresIndex(IndexVersion):
                     FROM unnest(%(terms)s::text[], %(title_idfs)s::float8[]) AS q(term, idf)
                     JOIN verbatim_title_postings tp ON tp.term = q.term
                     JOIN verbatim_documents d ON d.doc_id = tp.doc_id AND d.added_in = tp.added_in
-                    WHERE d.passage_count > 0 AND d.added_in <= %(version)s
-                      AND (d.removed_in IS NULL OR d.removed_in > %(version)s)
+                    WHERE d.passage_count > 0 AND {_served_documents('d')}
                     GROUP BY d.doc_id, d.added_in, d.first_row, d.passage_count
                 ) t CROSS JOIN generate_series(t.first_row, t.first_row + t.passage_count - 1) AS row
                 WHERE {where_titled}"""  # noqa: S608
